@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test` (every test).
+# Both create .venv/ when it is missing; nothing else needs installing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint serve materialize bench system-deps clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt -e . --no-deps
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edume-pipeline demo
+
+# Chromium (report test) and wrk (soak test) come from Debian's packages.
+system-deps:
+	@bash scripts/ensure-system-deps
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+serve: $(STAMP)
+	$(BIN)/edume-pipeline serve
+
+materialize: $(STAMP)
+	$(BIN)/edume-pipeline materialize
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/receiver.py
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/dbt_build.py
+
+clean:
+	rm -rf warehouse exports demo dbt_project/target dbt_project/logs
