@@ -1,0 +1,16 @@
+{#- A post-hook that makes `columns` of the model one indexed lookup, e.g. "has learner X
+    completed course Y?" on (learner_id, course_id). DuckDB builds an ART index (unique: the
+    dbt test on the key also guarantees it); engines without indexes (Spark) do nothing. -#}
+{% macro create_lookup_index(relation, columns, unique=true) -%}
+    {{ return(adapter.dispatch('create_lookup_index', 'edume')(relation, columns, unique)) }}
+{%- endmacro %}
+
+{% macro default__create_lookup_index(relation, columns, unique) -%}
+    select 1
+{%- endmacro %}
+
+{% macro duckdb__create_lookup_index(relation, columns, unique) -%}
+    create {% if unique %}unique {% endif %}index if not exists
+        {{ relation.identifier }}__{{ columns | join('__') }}
+        on {{ relation }} ({{ columns | join(', ') }})
+{%- endmacro %}

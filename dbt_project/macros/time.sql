@@ -1,0 +1,49 @@
+{#- Time helpers. Timestamps in the warehouse are naive and mean UTC. -#}
+
+{#- An ISO-8601 string (e.g. '2023-05-31T11:42:57.633Z') as a UTC timestamp; NULL if unparseable. -#}
+{% macro parse_utc_timestamp(text_expression) -%}
+    {{ return(adapter.dispatch('parse_utc_timestamp', 'edume')(text_expression)) }}
+{%- endmacro %}
+
+{% macro duckdb__parse_utc_timestamp(text_expression) -%}
+    (try_cast({{ text_expression }} as timestamptz) at time zone 'UTC')
+{%- endmacro %}
+
+
+{#- The moment "now" means for this run: var('as_of') when set (reproducible results), else the
+    current UTC time. -#}
+{% macro as_of() -%}
+    {%- if var('as_of', none) -%}
+        cast('{{ var("as_of") }}' as timestamp)
+    {%- else -%}
+        {{ edume.utc_now() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now', 'edume')()) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_now() -%}
+    cast(current_timestamp at time zone 'UTC' as timestamp)
+{%- endmacro %}
+
+
+{#- Whole days elapsed from `start` to `end` (24-hour periods, floored), as an integer. -#}
+{% macro whole_days_between(start, end) -%}
+    {{ return(adapter.dispatch('whole_days_between', 'edume')(start, end)) }}
+{%- endmacro %}
+
+{% macro duckdb__whole_days_between(start, end) -%}
+    cast(floor(date_diff('second', {{ start }}, {{ end }}) / 86400) as bigint)
+{%- endmacro %}
+
+
+{#- `timestamp_expression` plus `days_expression` whole days. -#}
+{% macro add_days(timestamp_expression, days_expression) -%}
+    {{ return(adapter.dispatch('add_days', 'edume')(timestamp_expression, days_expression)) }}
+{%- endmacro %}
+
+{% macro duckdb__add_days(timestamp_expression, days_expression) -%}
+    ({{ timestamp_expression }} + to_days(cast({{ days_expression }} as integer)))
+{%- endmacro %}
