@@ -1,0 +1,353 @@
+"""The thin ASGI adapter: read the bytes, verify them, land them, map every outcome to a status.
+
+Routes: ``POST /webhooks/edume``, ``GET /healthz``, ``GET /metrics`` (Prometheus text).
+For a delivery, in this order: 413 when ``Content-Length`` or the bytes read so far exceed the
+limit (the body is never buffered beyond it), 415 for a non-JSON content type, 408 when the body
+does not arrive within the read deadline, 401 when authentication fails (``signature.verify`` on
+the raw bytes, before any parsing), 400 when the verified body is not a JSON object, then the line
+is appended and the answer waits for the fsync that covers it: 204, or 503 with ``Retry-After`` if
+the landing cannot be written. Unauthenticated bodies are never stored. Every rejection is counted
+by reason and logged as one JSON line (time, remote address, reason, size, body SHA-256); header
+values go through the JSON encoder, so they cannot forge log lines, and secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.receiver.landing import (
+    DEFAULT_MAX_SEGMENT_AGE_S,
+    DEFAULT_MAX_SEGMENT_BYTES,
+    LandingUnavailable,
+    LandingWriter,
+    recover,
+)
+from pipeline.receiver.landing_format import format_line
+from pipeline.receiver.signature import AuthenticationError, Credentials, js_parse, verify
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+WEBHOOK_PATH = "/webhooks/edume"
+_LOGGED_HEADER_CHARS = 200
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Everything the app needs; built by ``serve`` from the settings and flags."""
+
+    credentials: Credentials
+    landing_dir: Path
+    max_body_bytes: int
+    body_timeout_s: float = 15.0
+    retry_after_s: int = 30
+    max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
+    max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S
+
+
+@dataclass
+class _Counters:
+    accepted: int = 0
+    deferred: int = 0  # 503: the landing could not be written; eduMe retries
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.close = status, reason, close
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, received: bytes) -> None:
+        self.received = received
+
+
+def is_json_object(body: bytes) -> bool:
+    """True when ``body`` is UTF-8 JSON text whose top-level value is an object."""
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        pass  # orjson refuses some valid JSON (lone-surrogate escapes, 1e400): ask the JS parser
+    try:
+        return isinstance(js_parse(body.decode("utf-8")), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def is_json_content_type(value: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json``, any parameters, any case."""
+    if not value:
+        return False
+    media = value.split(";", 1)[0].strip().lower()
+    return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _rejection_logger() -> logging.Logger:
+    logger = logging.getLogger("pipeline.receiver.rejections")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+class ReceiverApp:
+    """An ASGI 3 application. The landing writer starts and stops with the ASGI lifespan."""
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        self.counters = _Counters()
+        self.writer: LandingWriter | None = None
+        self._log = _rejection_logger()
+        self._started = time.monotonic()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    # --- lifespan ---------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.writer = await loop.run_in_executor(None, self._start_landing)
+                except OSError as exc:
+                    text = f"cannot use landing dir {self.config.landing_dir}: {exc}"
+                    await send({"type": "lifespan.startup.failed", "message": text})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.writer is not None:
+                    await loop.run_in_executor(None, self.writer.close)  # flush and seal
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _start_landing(self) -> LandingWriter:
+        recover(self.config.landing_dir)
+        return LandingWriter(
+            self.config.landing_dir,
+            max_segment_bytes=self.config.max_segment_bytes,
+            max_segment_age_s=self.config.max_segment_age_s,
+        )
+
+    # --- routing ----------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == WEBHOOK_PATH:
+            if method != "POST":
+                await _respond(send, 405, {"error": "method_not_allowed"}, [(b"allow", b"POST")])
+                self.counters.rejected["method_not_allowed"] += 1
+                return
+            await self._delivery(scope, receive, send)
+        elif path == "/healthz" and method in ("GET", "HEAD"):
+            healthy = self.writer is not None and self.writer.healthy
+            await _respond(send, 200, {"status": "ok", "landing_writable": healthy})
+        elif path == "/metrics" and method == "GET":
+            await _respond_text(send, 200, self.metrics_text())
+        else:
+            self.counters.rejected["not_found"] += 1
+            await _respond(send, 404, {"error": "not_found"})
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    async def _delivery(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        body = b""
+        try:
+            self._check_declared_length(headers.get("content-length"))
+            if not is_json_content_type(headers.get("content-type")):
+                raise _Reject(
+                    415, "unsupported_media_type", "Content-Type must be application/json"
+                )
+            body = await self._read_body(receive)
+            try:
+                auth = verify(body, headers, self.config.credentials)
+            except AuthenticationError as exc:
+                raise _Reject(401, exc.reason, str(exc)) from None
+            if not is_json_object(body):
+                raise _Reject(400, "not_a_json_object", "the body must be a JSON object")
+            await self._land(body, auth)
+        except _BodyTooLarge as exc:
+            body = exc.received
+            limit = self.config.max_body_bytes
+            reject = _Reject(413, "body_too_large", f"the body exceeds {limit} bytes", close=True)
+            await self._reject(scope, headers, body, reject, send)
+        except _Reject as reject:
+            await self._reject(scope, headers, body, reject, send)
+        except LandingUnavailable:
+            self.counters.deferred += 1
+            retry = str(self.config.retry_after_s).encode()
+            await _respond(send, 503, {"error": "landing_unavailable"}, [(b"retry-after", retry)])
+        else:
+            self.counters.accepted += 1
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    def _check_declared_length(self, declared: str | None) -> None:
+        if declared is None:
+            return
+        try:
+            length = int(declared)
+        except ValueError:
+            raise _Reject(400, "bad_content_length", "Content-Length is not a number") from None
+        if length > self.config.max_body_bytes:
+            raise _BodyTooLarge(b"")
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The whole body, refusing to hold more than the limit or to wait past the deadline."""
+        limit = self.config.max_body_bytes
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Reject(400, "client_disconnected", "the client went away")
+                    chunk = message.get("body", b"")
+                    if len(body) + len(chunk) > limit:
+                        raise _BodyTooLarge(bytes(body) + chunk[: limit - len(body)])
+                    body += chunk
+                    if not message.get("more_body", False):
+                        return bytes(body)
+        except TimeoutError:
+            raise _Reject(
+                408, "body_timeout", "the body did not arrive in time", close=True
+            ) from None
+
+    async def _land(self, body: bytes, auth: Any) -> None:
+        if self.writer is None:
+            raise LandingUnavailable(0, "the landing writer is not running")
+        line = format_line(body, auth, datetime.now(UTC))
+        try:
+            future = self.writer.append(line)
+        except RuntimeError:  # closed: the server is shutting down
+            raise LandingUnavailable(0, "the receiver is shutting down") from None
+        await asyncio.wrap_future(future)
+
+    async def _reject(
+        self, scope: Scope, headers: dict[str, str], body: bytes, reject: _Reject, send: Send
+    ) -> None:
+        self.counters.rejected[reject.reason] += 1
+        client = scope.get("client")
+        self._log.info(
+            orjson.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "event": "delivery_rejected",
+                    "status": reject.status,
+                    "reason": reject.reason,
+                    "remote": f"{client[0]}:{client[1]}" if client else None,
+                    "size": len(body),
+                    "body_sha256": hashlib.sha256(body).hexdigest(),
+                    "content_type": headers.get("content-type", "")[:_LOGGED_HEADER_CHARS],
+                    "user_agent": headers.get("user-agent", "")[:_LOGGED_HEADER_CHARS],
+                }
+            ).decode()
+        )
+        extra = [(b"connection", b"close")] if reject.close else []
+        await _respond(send, reject.status, {"error": reject.reason, "message": str(reject)}, extra)
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        """Prometheus exposition text (version 0.0.4)."""
+        stats = self.writer.stats if self.writer is not None else None
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+        metric(
+            "edume_receiver_deliveries_accepted_total",
+            "counter",
+            "Deliveries verified, landed and fsynced (answered 204).",
+            [("", self.counters.accepted)],
+        )
+        metric(
+            "edume_receiver_deliveries_rejected_total",
+            "counter",
+            "Requests refused for client input, by reason (401, 400, 413, 415, 408, 404, 405).",
+            [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.counters.rejected.items())]
+            or [('{reason="none"}', 0)],
+        )
+        metric(
+            "edume_receiver_deliveries_deferred_total",
+            "counter",
+            "Verified deliveries answered 503 because the landing could not be written.",
+            [("", self.counters.deferred)],
+        )
+        if stats is not None:
+            for name, help_text, value in (
+                ("landed_lines_total", "Lines fsynced into segments.", stats.landed_lines),
+                ("landed_bytes_total", "Bytes fsynced into segments.", stats.landed_bytes),
+                ("fsync_batches_total", "Group commits (one fdatasync each).", stats.fsync_batches),
+                ("sealed_segments_total", "Segments sealed by rename.", stats.sealed_segments),
+                ("landing_write_errors_total", "Failed writes or fsyncs.", stats.write_errors),
+            ):
+                metric(f"edume_receiver_{name}", "counter", help_text, [("", value)])
+        healthy = 1 if self.writer is not None and self.writer.healthy else 0
+        metric(
+            "edume_receiver_landing_writable",
+            "gauge",
+            "1 when the last landing write succeeded.",
+            [("", healthy)],
+        )
+        metric(
+            "edume_receiver_up_seconds",
+            "gauge",
+            "Seconds since the process started.",
+            [("", round(time.monotonic() - self._started, 3))],
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    # Latin-1 maps every byte to one character, so any header value decodes; names are lower case.
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _respond(
+    send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = orjson.dumps(payload) + b"\n"
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_text(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    headers = [
+        (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

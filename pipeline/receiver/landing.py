@@ -1,0 +1,438 @@
+"""Durable landing: NDJSON segments, group-commit fsync, sealing and crash recovery. Files only.
+
+One :class:`LandingWriter` owns one writer thread. Callers hand it finished lines
+(:func:`pipeline.receiver.landing_format.format_line`); the thread appends whatever has queued up
+since its last round to the open segment(s) with one ``write`` per segment, ``fdatasync``s them,
+and only then resolves every waiting future: many concurrent requests share one fsync (group
+commit), and a future resolves only once the fsync covering its line has returned.
+
+Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` while appended to and
+are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_segment_bytes``, when
+they are ``max_segment_age_s`` old, and on :meth:`LandingWriter.close`. A line's partition is its
+own ``received_at`` date. Segment ids carry host, pid and a random token, so several writers
+(several receivers behind a load balancer, the simulator) can share one landing directory; each
+holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
+writer's segment from one a crashed process left behind.
+
+Usable outside the server (the simulator and tests land files through it)::
+
+    with LandingWriter(Path("landing")) as writer:
+        writer.write_all(format_line(body, auth, now) for body in bodies)  # returns once durable
+        future = writer.append(line)   # concurrent.futures.Future, resolved after the fsync
+        future.result()
+    # leaving the block seals every open segment
+
+A failed write or fsync (disk full, read-only or vanished landing) fails the futures of that
+round with :class:`LandingUnavailable`, cuts the segment back to its last durable byte and seals
+it; the next round opens a fresh segment, so the writer recovers by itself when space returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import queue
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.receiver.landing_format import (
+    OPEN_SUFFIX,
+    PARTITION_PREFIX,
+    REJECTS_DIR,
+    SEALED_SUFFIX,
+    parse_line,
+)
+
+DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_SEGMENT_AGE_S = 60.0
+_MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
+_WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
+_LINE_PREFIX = b'{"received_at":"'  # format_line writes received_at first, so the date is here
+_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
+_FRESH_EMPTY_SEGMENT_S = 60.0  # an empty, unlocked .open younger than this may be mid-creation
+_STOP = object()
+
+
+class LandingUnavailable(OSError):
+    """The line could not be made durable (disk full, landing unwritable). Retry later."""
+
+
+@dataclass
+class LandingStats:
+    """Counters since the writer started; read from any thread (ints are updated atomically)."""
+
+    landed_lines: int = 0
+    landed_bytes: int = 0
+    fsync_batches: int = 0
+    sealed_segments: int = 0
+    write_errors: int = 0
+
+
+@dataclass
+class _Pending:
+    partition: str
+    data: bytes
+    lines: int
+    future: Future[None]
+
+
+@dataclass
+class _Segment:
+    segment_id: str
+    path: Path
+    fd: int
+    opened_at: float
+    durable_size: int = 0
+
+
+@dataclass
+class RecoveryReport:
+    """What :func:`recover` did: segments sealed and bytes cut into ``_rejects/``."""
+
+    sealed: list[Path] = field(default_factory=list)
+    rejected_bytes: int = 0
+
+
+def line_partition(line: bytes) -> str:
+    """``received_date=YYYY-MM-DD`` for a line made by ``format_line``; ``ValueError`` otherwise."""
+    date = line[len(_LINE_PREFIX) : len(_LINE_PREFIX) + 10]
+    if not line.startswith(_LINE_PREFIX) or not _DATE.fullmatch(date):
+        raise ValueError("not a landing line: it must come from landing_format.format_line")
+    if not line.endswith(b"\n") or line.count(b"\n") != 1:
+        raise ValueError("a landing line is exactly one line ending in a newline")
+    return PARTITION_PREFIX + date.decode("ascii")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:  # pragma: no cover - regular files never do this, but never spin
+            raise OSError(errno.EIO, "write returned 0")
+        view = view[written:]
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname())[:32].strip("-") or "host"
+
+
+class LandingWriter:
+    """Appends landing lines durably; see the module docstring for the contract.
+
+    Thread-safe: :meth:`append` may be called from any thread (the server calls it from its event
+    loop). The writer thread starts on construction and stops in :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        landing_dir: Path,
+        *,
+        max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+        max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S,
+    ) -> None:
+        if max_segment_bytes <= 0 or max_segment_age_s <= 0:
+            raise ValueError("segment size and age thresholds must be positive")
+        self.landing_dir = Path(landing_dir)
+        self.landing_dir.mkdir(parents=True, exist_ok=True)
+        self.max_segment_bytes = max_segment_bytes
+        self.max_segment_age_s = max_segment_age_s
+        self.stats = LandingStats()
+        self.healthy = True
+        self._writer_tag = f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._sequence = 0
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._segments: dict[str, _Segment] = {}
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="landing-writer", daemon=True)
+        self._thread.start()
+
+    # --- public API -------------------------------------------------------------------------
+
+    def append(self, line: bytes) -> Future[None]:
+        """Queue one line; the future resolves once it is fsynced, or fails with
+        :class:`LandingUnavailable`. Raises ``ValueError`` for a malformed line and
+        ``RuntimeError`` after :meth:`close`."""
+        return self._submit(line_partition(line), line, 1)
+
+    def write_all(self, lines: Iterable[bytes]) -> int:
+        """Land every line and return how many, once all are durable. Lines may span several
+        receive dates. Raises :class:`LandingUnavailable` if any could not be made durable."""
+        futures: list[Future[None]] = []
+        chunks: dict[str, list[bytes]] = {}
+        sizes: dict[str, int] = {}
+        count = 0
+
+        def flush(partition: str) -> None:
+            batch = chunks.pop(partition)
+            futures.append(self._submit(partition, b"".join(batch), len(batch)))
+            sizes.pop(partition)
+
+        for line in lines:
+            partition = line_partition(line)
+            chunks.setdefault(partition, []).append(line)
+            sizes[partition] = sizes.get(partition, 0) + len(line)
+            count += 1
+            if sizes[partition] >= _WRITE_ALL_CHUNK_BYTES:
+                flush(partition)
+                if len(futures) >= 4:  # bounded memory: wait for the oldest chunks
+                    futures.pop(0).result()
+        for partition in list(chunks):
+            flush(partition)
+        for future in futures:
+            future.result()
+        return count
+
+    def close(self) -> None:
+        """Finish every queued line, seal every open segment and stop the thread. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    def __enter__(self) -> LandingWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _submit(self, partition: str, data: bytes, lines: int) -> Future[None]:
+        future: Future[None] = Future()
+        with self._close_lock:
+            if self._closed:
+                raise RuntimeError("the landing writer is closed")
+            self._queue.put(_Pending(partition, data, lines, future))
+        return future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=self._seconds_to_next_expiry())
+            except queue.Empty:
+                self._seal_expired()
+                continue
+            round_: list[_Pending] = []
+            size = 0
+            item = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Pending)
+                round_.append(item)
+                size += len(item.data)
+                if size >= _MAX_ROUND_BYTES:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if round_:
+                try:
+                    self._commit(round_)
+                except Exception as exc:  # a bug must fail the waiters, never hang them
+                    self._fail_unexpected(round_, exc)
+            self._seal_expired()
+        for partition in list(self._segments):
+            self._seal(partition)
+
+    def _seconds_to_next_expiry(self) -> float:
+        if not self._segments:
+            return 1.0
+        oldest = min(segment.opened_at for segment in self._segments.values())
+        return max(0.01, min(1.0, oldest + self.max_segment_age_s - time.monotonic()))
+
+    def _commit(self, round_: list[_Pending]) -> None:
+        by_partition: dict[str, list[_Pending]] = {}
+        for pending in round_:
+            by_partition.setdefault(pending.partition, []).append(pending)
+        for partition, items in by_partition.items():
+            data = b"".join(item.data for item in items)
+            try:
+                segment = self._segments.get(partition) or self._open(partition)
+                _write_fully(segment.fd, data)
+                os.fdatasync(segment.fd)
+            except OSError as exc:
+                self._fail(partition, items, exc)
+                continue
+            segment.durable_size += len(data)
+            self.stats.landed_lines += sum(item.lines for item in items)
+            self.stats.landed_bytes += len(data)
+            self.stats.fsync_batches += 1
+            self.healthy = True
+            for item in items:
+                item.future.set_result(None)
+            if segment.durable_size >= self.max_segment_bytes:
+                self._seal(partition)
+
+    def _fail(self, partition: str, items: list[_Pending], exc: OSError) -> None:
+        self.stats.write_errors += 1
+        self.healthy = False
+        segment = self._segments.get(partition)
+        if segment is not None:
+            # Cut the segment back to its last durable byte (never leave half a round behind) and
+            # seal it; if the cut fails, close it open-named: recovery cuts its torn tail later.
+            try:
+                os.ftruncate(segment.fd, segment.durable_size)
+                os.fsync(segment.fd)
+            except OSError:
+                del self._segments[partition]
+                os.close(segment.fd)
+            else:
+                with contextlib.suppress(OSError):
+                    self._seal(partition)
+        error = LandingUnavailable(exc.errno or errno.EIO, f"landing write failed: {exc.strerror}")
+        for item in items:
+            item.future.set_exception(error)
+
+    def _fail_unexpected(self, round_: list[_Pending], exc: Exception) -> None:
+        self.stats.write_errors += 1
+        error = LandingUnavailable(errno.EIO, f"landing writer error: {exc!r}")
+        for item in round_:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    def _open(self, partition: str) -> _Segment:
+        directory = self.landing_dir / partition
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.landing_dir)
+        self._sequence += 1
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        segment_id = f"{stamp}-{self._writer_tag}-{self._sequence:06d}"
+        path = directory / f"{segment_id}{OPEN_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # marks the segment as live
+            _fsync_dir(directory)  # the new name must survive a crash for its lines to count
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        segment = _Segment(segment_id, path, fd, time.monotonic())
+        self._segments[partition] = segment
+        return segment
+
+    def _seal(self, partition: str) -> None:
+        segment = self._segments.pop(partition)
+        try:
+            if segment.durable_size:
+                os.rename(segment.path, segment.path.with_name(segment.segment_id + SEALED_SUFFIX))
+                self.stats.sealed_segments += 1
+            else:
+                segment.path.unlink()
+            _fsync_dir(segment.path.parent)
+        finally:
+            os.close(segment.fd)
+
+    def _seal_expired(self) -> None:
+        now = time.monotonic()
+        for partition, segment in list(self._segments.items()):
+            if now - segment.opened_at >= self.max_segment_age_s:
+                try:
+                    self._seal(partition)
+                except OSError:
+                    self.stats.write_errors += 1  # stays open-named; recovery seals it next start
+
+
+# --- crash recovery ------------------------------------------------------------------------------
+
+
+def recover(landing_dir: Path) -> RecoveryReport:
+    """Seal every ``.ndjson.open`` segment no live writer holds; run before a writer starts.
+
+    Complete, valid lines stay in the segment, which is sealed by atomic rename. A torn last line
+    (no newline: the process died mid-write) and any line that is not a valid landing line are
+    moved to ``<landing>/_rejects/<segment_id>.rejected``, never into a sealed segment. A segment
+    that another process holds locked is left alone: that writer is alive.
+    """
+    landing_dir = Path(landing_dir)
+    report = RecoveryReport()
+    for path in sorted(landing_dir.glob(f"{PARTITION_PREFIX}*/*{OPEN_SUFFIX}")):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # sealed by its owner between the listing and now
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer owns it
+            _recover_segment(landing_dir, path, fd, report)
+        finally:
+            os.close(fd)
+    return report
+
+
+def _recover_segment(landing_dir: Path, path: Path, fd: int, report: RecoveryReport) -> None:
+    stat = os.fstat(fd)
+    if stat.st_size == 0:
+        if time.time() - stat.st_mtime >= _FRESH_EMPTY_SEGMENT_S:
+            path.unlink()
+        return
+    with open(fd, "rb", closefd=False) as handle:
+        data = handle.read()
+    cut = data.rfind(b"\n") + 1
+    kept: list[bytes] = []
+    rejected: list[bytes] = []
+    for line in data[:cut].splitlines(keepends=True):
+        try:
+            parse_line(line)
+            kept.append(line)
+        except ValueError:
+            rejected.append(line)
+    if data[cut:]:
+        rejected.append(data[cut:])
+    segment_id = path.name[: -len(OPEN_SUFFIX)]
+    if rejected:
+        rejects = landing_dir / REJECTS_DIR
+        rejects.mkdir(exist_ok=True)
+        reject_path = rejects / f"{segment_id}.rejected"
+        with open(reject_path, "ab") as out:
+            out.write(b"".join(rejected))
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_dir(rejects)
+        report.rejected_bytes += sum(len(part) for part in rejected)
+    sealed = path.with_name(segment_id + SEALED_SUFFIX)
+    if not kept:
+        path.unlink()
+    elif sum(map(len, kept)) == cut:  # only a torn tail: cut it in place
+        os.ftruncate(fd, cut)
+        os.fsync(fd)
+        os.rename(path, sealed)
+        report.sealed.append(sealed)
+    else:  # bad lines in the middle: write the good ones aside, then swap
+        aside = path.with_name(segment_id + ".recovering")
+        with open(aside, "wb") as out:
+            out.write(b"".join(kept))
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(aside, sealed)
+        path.unlink()
+        report.sealed.append(sealed)
+    _fsync_dir(path.parent)

@@ -1,0 +1,146 @@
+"""``edume-pipeline serve``: run the webhook receiver under uvicorn (httptools, uvloop).
+
+Refuses to start, with exit code 2, when neither ``EDUME_SIGNATURE_SECRETS`` nor
+``EDUME_BEARER_TOKENS`` is set. On SIGTERM or SIGINT uvicorn stops accepting connections, lets
+in-flight deliveries finish (each waits for its fsync), then the app's lifespan shutdown flushes
+and seals every open segment; the exit code is 0. A start that fails (port taken, landing dir
+unusable) exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import signal
+import sys
+from typing import Any
+
+from pipeline.settings import load_settings
+
+_STARTUP_FAILURE = 3
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    tuning = parser.add_argument_group("tuning")
+    tuning.add_argument(
+        "--segment-max-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="seal a segment once it holds this many bytes (default 64 MiB)",
+    )
+    tuning.add_argument(
+        "--segment-max-age",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seal a segment this long after it opened (default 60)",
+    )
+    tuning.add_argument(
+        "--body-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="a request body must arrive within this (default 15); else 408",
+    )
+    tuning.add_argument(
+        "--head-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="request line and headers must arrive within this (default 10)",
+    )
+    tuning.add_argument(
+        "--max-head-bytes",
+        type=int,
+        default=32 * 1024,
+        help="largest request line plus headers (default 32 KiB); else 431",
+    )
+    tuning.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=1024,
+        help="connections before new requests get 503 (default 1024)",
+    )
+    tuning.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close idle keep-alive connections after this (default 30)",
+    )
+    tuning.add_argument(
+        "--retry-after",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="Retry-After sent with a 503 when the landing is unwritable",
+    )
+    tuning.add_argument("--access-log", action="store_true", help="log every request (slower)")
+
+
+def build_server(app: Any, args: argparse.Namespace) -> Any:
+    """A ``uvicorn.Server`` for ``app`` with the receiver's connection settings. The benchmark
+    serves its bare endpoint through this too, so both sides of its ratio share one config."""
+    import uvicorn
+
+    from pipeline.receiver.protocol import guarded_protocol
+
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http=guarded_protocol(args.head_timeout, args.max_head_bytes),
+        lifespan="on",
+        access_log=args.access_log,
+        limit_concurrency=args.limit_concurrency,
+        timeout_keep_alive=args.keep_alive_timeout,
+        timeout_graceful_shutdown=max(30.0, args.body_timeout * 2),
+        server_header=False,
+        log_level="info",
+    )
+    return uvicorn.Server(config)
+
+
+def _raise_open_files_limit() -> None:
+    # Each connection is a file descriptor; the default soft limit (often 1024) is the first thing
+    # a flood would exhaust. The hard limit is the operator's choice.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.receiver.app import ReceiverApp, ReceiverConfig
+    from pipeline.receiver.signature import Credentials
+
+    settings = load_settings()
+    if not settings.signature_secrets and not settings.bearer_tokens:
+        print(
+            "edume-pipeline serve: refusing to start: set EDUME_SIGNATURE_SECRETS (eduMe's "
+            "signature secret; comma-separate several to rotate) and/or EDUME_BEARER_TOKENS.",
+            file=sys.stderr,
+        )
+        return 2
+    app = ReceiverApp(
+        ReceiverConfig(
+            credentials=Credentials(settings.signature_secrets, settings.bearer_tokens),
+            landing_dir=settings.landing_dir,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout_s=args.body_timeout,
+            retry_after_s=args.retry_after,
+            max_segment_bytes=args.segment_max_bytes,
+            max_segment_age_s=args.segment_max_age,
+        )
+    )
+    _raise_open_files_limit()
+    server = build_server(app, args)
+    # uvicorn re-raises the stop signal once it has shut down; a graceful stop must exit 0, so the
+    # handler it falls back to is a no-op rather than the default "terminate".
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    server.run()
+    return 0 if server.started else _STARTUP_FAILURE
