@@ -14,3 +14,10 @@
         {{ relation.identifier }}__{{ columns | join('__') }}
         on {{ relation }} ({{ columns | join(', ') }})
 {%- endmacro %}
+
+
+{#- The one-column lookup key of a (learner, course) pair: 'learnerId:courseId', e.g.
+    '90211:14148'. -#}
+{% macro learner_course_key(learner_id, course_id) -%}
+    cast({{ learner_id }} as {{ dbt.type_string() }}) || ':' || cast({{ course_id }} as {{ dbt.type_string() }})
+{%- endmacro %}

@@ -1,0 +1,43 @@
+{#- Grain: one row per (learner_id, course_id) seen in a learner event. "Has learner X completed
+    course Y?" is one indexed lookup on learner_course_key ('X:Y'): DuckDB's optimizer uses an
+    ART index for an equality on one column, not for a conjunction over a composite index, so the
+    pair is also kept as one unique, indexed column. days_inactive and is_stalled are measured as
+    of var('as_of') (default now). -#}
+{{ config(post_hook="{{ edume.create_lookup_index(this, ['learner_course_key']) }}") }}
+with
+
+progress as (
+    select * from {{ ref('int_learner_course_progress_aggregated') }}
+),
+
+measured as (
+    select
+        *,
+        case
+            when last_activity_at is not null
+            then {{ edume.whole_days_between('last_activity_at', edume.as_of()) }}
+        end as days_inactive
+    from progress
+),
+
+final as (
+    select
+        {{ edume.learner_course_key('learner_id', 'course_id') }} as learner_course_key,
+        learner_id,
+        course_id,
+        status,
+        added_at,
+        started_at,
+        completed_at,
+        count_lessons_done,
+        count_activities_done,
+        last_activity_at,
+        last_activity_id,
+        days_inactive,
+        coalesce(
+            status = 'in_progress' and days_inactive >= {{ var('stall_after_days') }}, false
+        ) as is_stalled
+    from measured
+)
+
+select * from final
