@@ -1,0 +1,165 @@
+"""LandingWriter and recover(): group commit, sealing, crash recovery, shared landing dirs."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.receiver.landing import LandingWriter, line_partition, recover
+from pipeline.receiver.landing_format import (
+    OPEN_SUFFIX,
+    REJECTS_DIR,
+    SEALED_GLOB,
+    Authentication,
+    format_line,
+    parse_line,
+)
+
+AUTH = Authentication("hmac", "raw", 0, None)
+NOW = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
+
+
+def _line(n: int, at: datetime = NOW) -> bytes:
+    return format_line(f'{{"type":"x","n":{n}}}'.encode(), AUTH, at)
+
+
+def _sealed_lines(landing: Path) -> list[bytes]:
+    return [
+        line for p in sorted(landing.glob(SEALED_GLOB)) for line in p.read_bytes().splitlines(True)
+    ]
+
+
+def test_write_all_lands_every_line_in_a_sealed_segment_on_close(tmp_path: Path) -> None:
+    lines = [_line(n) for n in range(1000)]
+    with LandingWriter(tmp_path) as writer:
+        assert writer.write_all(lines) == 1000
+    assert sorted(_sealed_lines(tmp_path)) == sorted(lines)
+    assert not list(tmp_path.rglob(f"*{OPEN_SUFFIX}"))
+
+
+def test_concurrent_appends_share_fsyncs(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path) as writer:
+        futures = []
+
+        def client(offset: int) -> None:
+            for n in range(200):
+                futures.append(writer.append(_line(offset + n)))
+
+        threads = [threading.Thread(target=client, args=(k * 1000,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for future in futures:
+            future.result(timeout=30)
+        assert writer.stats.landed_lines == 1600
+        assert writer.stats.fsync_batches < 1600  # group commit: fewer fsyncs than lines
+
+
+def test_a_resolved_future_means_the_line_is_already_in_the_file(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path) as writer:
+        line = _line(7)
+        writer.append(line).result(timeout=10)
+        open_segments = list(tmp_path.rglob(f"*{OPEN_SUFFIX}"))
+        assert [p.read_bytes() for p in open_segments] == [line]
+
+
+def test_lines_land_in_the_partition_of_their_receive_date(tmp_path: Path) -> None:
+    yesterday = NOW - timedelta(days=1)
+    with LandingWriter(tmp_path) as writer:
+        writer.write_all([_line(1, yesterday), _line(2), _line(3, yesterday)])
+    partitions = sorted(p.parent.name for p in tmp_path.glob(SEALED_GLOB))
+    assert partitions == ["received_date=2026-11-28", "received_date=2026-11-29"]
+
+
+def test_segment_is_sealed_when_it_reaches_the_size_threshold(tmp_path: Path) -> None:
+    line = _line(0)
+    with LandingWriter(tmp_path, max_segment_bytes=len(line) * 3) as writer:
+        for n in range(7):
+            writer.append(_line(n)).result(timeout=10)
+        sealed_while_running = len(list(tmp_path.glob(SEALED_GLOB)))
+    assert sealed_while_running == 2
+    assert len(_sealed_lines(tmp_path)) == 7
+
+
+def test_segment_is_sealed_when_it_reaches_the_age_threshold(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path, max_segment_age_s=0.2) as writer:
+        writer.append(_line(1)).result(timeout=10)
+        deadline = threading.Event()
+        for _ in range(50):
+            if list(tmp_path.glob(SEALED_GLOB)):
+                break
+            deadline.wait(0.05)
+        assert len(list(tmp_path.glob(SEALED_GLOB))) == 1
+
+
+def test_two_writers_in_one_landing_dir_never_share_a_segment(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path) as first, LandingWriter(tmp_path) as second:
+        first.write_all([_line(1)])
+        second.write_all([_line(2)])
+        names = {p.name for p in tmp_path.rglob(f"*{OPEN_SUFFIX}")}
+        assert len(names) == 2
+    assert len(list(tmp_path.glob(SEALED_GLOB))) == 2
+
+
+def test_append_refuses_a_line_that_is_not_a_landing_line(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path) as writer, pytest.raises(ValueError, match="format_line"):
+        writer.append(b'{"not":"a landing line"}\n')
+
+
+def test_append_after_close_is_refused(tmp_path: Path) -> None:
+    writer = LandingWriter(tmp_path)
+    writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.append(_line(1))
+
+
+def _leftover(landing: Path, content: bytes, name: str = "crashed-1") -> Path:
+    partition = landing / line_partition(_line(0))
+    partition.mkdir(parents=True, exist_ok=True)
+    path = partition / f"{name}{OPEN_SUFFIX}"
+    path.write_bytes(content)
+    return path
+
+
+def test_recovery_seals_a_leftover_segment_and_cuts_its_torn_tail_into_rejects(
+    tmp_path: Path,
+) -> None:
+    good = _line(1) + _line(2)
+    torn = _line(3)[:40]
+    path = _leftover(tmp_path, good + torn)
+    report = recover(tmp_path)
+    assert _sealed_lines(tmp_path) == [_line(1), _line(2)]
+    assert not path.exists()
+    assert (tmp_path / REJECTS_DIR / "crashed-1.rejected").read_bytes() == torn
+    assert report.rejected_bytes == len(torn)
+
+
+def test_recovery_moves_a_corrupt_middle_line_to_rejects_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    garbage = b"\x00\x00garbage\n"
+    _leftover(tmp_path, _line(1) + garbage + _line(2))
+    recover(tmp_path)
+    assert [parse_line(line).body for line in _sealed_lines(tmp_path)] == [
+        parse_line(_line(1)).body,
+        parse_line(_line(2)).body,
+    ]
+    assert (tmp_path / REJECTS_DIR / "crashed-1.rejected").read_bytes() == garbage
+
+
+def test_recovery_leaves_a_segment_a_live_writer_holds_alone(tmp_path: Path) -> None:
+    path = _leftover(tmp_path, _line(1))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a live writer holds on its open segments
+        recover(tmp_path)
+        assert path.exists()
+        assert not list(tmp_path.glob(SEALED_GLOB))
+    finally:
+        os.close(fd)
