@@ -1,0 +1,136 @@
+"""Real parts for the warehouse tests: land deliveries as sealed segments, load them with the
+project's loader, run the real dbt CLI on the DuckDB file, read marts back.
+
+Every dbt run uses an absolute ``EDUME_WAREHOUSE`` and its own target and log dirs, so parallel
+runs never collide and nothing is written into the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from pipeline.loader.ndjson import load_landing
+from pipeline.receiver.landing_format import Authentication, format_line, partition_name
+from pipeline.settings import DBT_PROJECT_DIR
+
+DBT = Path(sys.executable).with_name("dbt")
+AUTH = Authentication(mode="hmac", signature_form="raw", secret_index=0)
+MARTS = (
+    "dim_courses",
+    "dim_course_modules",
+    "dim_course_activities",
+    "course_team_assignments",
+    "course_seamless_links",
+    "dim_learners",
+    "fct_learner_activity",
+    "fct_learner_course_progress",
+    "fct_learner_funnel",
+    "fct_course_dropoff",
+    "fct_training_compliance",
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One landed line: the raw body and when the receiver got it."""
+
+    body: bytes
+    received_at: datetime
+
+
+def land(
+    landing_dir: Path,
+    deliveries: Sequence[Delivery],
+    *,
+    per_segment: int = 7,
+    first_segment: int = 0,
+) -> int:
+    """Write ``deliveries`` in the given order as sealed segments of ``per_segment`` lines.
+
+    Segment names sort in writing order, after any segment numbered below ``first_segment``.
+    Returns the next free segment number.
+    """
+    number = first_segment
+    for start in range(0, len(deliveries), per_segment):
+        chunk = deliveries[start : start + per_segment]
+        folder = landing_dir / partition_name(chunk[0].received_at)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = b"".join(format_line(d.body, AUTH, d.received_at) for d in chunk)
+        (folder / f"{number:08d}.ndjson").write_bytes(lines)
+        number += 1
+    return number
+
+
+def land_and_load(
+    landing_dir: Path, warehouse: Path, deliveries: Sequence[Delivery], *, first_segment: int = 0
+) -> int:
+    next_segment = land(landing_dir, deliveries, first_segment=first_segment)
+    result = load_landing(landing_dir, warehouse)
+    assert result.rows_rejected == 0, result
+    return next_segment
+
+
+@dataclass(frozen=True)
+class DbtRunner:
+    """The dbt CLI against one warehouse file, with a private target and log dir."""
+
+    warehouse: Path
+    work_dir: Path
+    vars_yaml: str
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``dbt <args>``; raise AssertionError with dbt's output when it fails."""
+        env = {
+            **os.environ,
+            "EDUME_WAREHOUSE": str(self.warehouse.resolve()),
+            "EDUME_ENGINE": "duckdb",
+            "DO_NOT_TRACK": "1",
+        }
+        command = [
+            str(DBT),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(self.work_dir / "target"),
+            "--log-path",
+            str(self.work_dir / "logs"),
+            "--vars",
+            self.vars_yaml,
+        ]
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
+            )
+        return done
+
+
+def mart_rows(warehouse: Path, marts: Iterable[str] = MARTS) -> dict[str, list[tuple]]:
+    """Every row of every mart, in a canonical order, for equality checks."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            mart: con.execute(f"select * from marts.{mart} order by all").fetchall()
+            for mart in marts
+        }
+
+
+def query(warehouse: Path, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, list(parameters)).fetchall()
+
+
+def later(moment: datetime, seconds: float) -> datetime:
+    return moment + timedelta(seconds=seconds)
