@@ -1,0 +1,89 @@
+"""Dagster resources: where the pipeline's files are, and the dbt project and CLI.
+
+Everything is read from the ``EDUME_*`` variables through :func:`pipeline.settings.load_settings`
+when :func:`build_resources` is called (by the Definitions), never at import time.
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject
+
+from pipeline.settings import DBT_PROJECT_DIR, Settings, load_settings
+
+# Every run that writes the warehouse carries this tag; the instance (dagster_home/dagster.yaml)
+# lets one run with it execute at a time, so two sensor ticks or a tick and a manual run queue.
+WRITER_TAG = {"edume/warehouse": "writer"}
+
+
+class EdumePaths(dg.ConfigurableResource):
+    """The landing dir (read), the DuckDB warehouse (written) and the export dir (written)."""
+
+    landing_dir: str
+    warehouse: str
+    export_dir: str
+    engine: str = "duckdb"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "EdumePaths":
+        return cls(
+            landing_dir=str(settings.landing_dir.resolve()),
+            warehouse=str(settings.warehouse.resolve()),
+            export_dir=str(settings.export_dir.resolve()),
+            engine=settings.engine,
+        )
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.warehouse)
+
+    @property
+    def export_path(self) -> Path:
+        return Path(self.export_dir)
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables dbt's profiles.yml reads: an ABSOLUTE warehouse path, and the engine."""
+        return {"EDUME_WAREHOUSE": self.warehouse, "EDUME_ENGINE": self.engine}
+
+
+def edume_dbt_project(target_path: Path | None = None) -> DbtProject:
+    """The dbt project in ``dbt_project/``; its manifest goes to ``target_path`` (or target/)."""
+    return DbtProject(
+        project_dir=DBT_PROJECT_DIR,
+        profiles_dir=DBT_PROJECT_DIR,
+        target_path=target_path or Path("target"),
+    )
+
+
+def ensure_dbt_on_path() -> None:
+    """Put this interpreter's bin dir on PATH when ``dbt`` is not on it.
+
+    dagster-dbt runs ``dbt`` from PATH (its preparer has no other setting), and
+    ``.venv/bin/edume-pipeline`` or ``.venv/bin/dagster`` run without the venv activated.
+    """
+    if shutil.which("dbt") is None:
+        bin_dir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
+def prepare_dbt_project(project: DbtProject) -> None:
+    """Run ``dbt parse`` now, writing the manifest the dbt assets are built from."""
+    ensure_dbt_on_path()
+    project.preparer.prepare(project)
+
+
+def build_resources(project: DbtProject, settings: Settings | None = None) -> dict[str, object]:
+    settings = settings or load_settings()
+    return {
+        # The files the assets read and write, from the EDUME_* variables.
+        "paths": EdumePaths.from_settings(settings),
+        # The dbt CLI over dbt_project/ (profiles.yml beside it picks the target by EDUME_ENGINE).
+        "dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR)),
+    }
