@@ -85,7 +85,7 @@ def landing_size(landing_dir: Path) -> int:
 
 
 def metric(url: str, name: str) -> float:
-    """A sample's value from GET /metrics, e.g. ``metric(u, 'x_total{reason="y"}')``; 0 if absent."""
+    """A sample's value from GET /metrics (e.g. ``'x_total{reason="y"}'``); 0 if absent."""
     for line in get(f"{url}/metrics").body.decode().splitlines():
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
