@@ -1,0 +1,211 @@
+"""The loader: sealed segments -> raw.edume_events, exactly once, bad lines quarantined."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.loader import ndjson
+from pipeline.loader.ndjson import ChangedSegmentError, load_landing
+from pipeline.loader.synthetic import event_body, landed_lines, write_backlog, write_segment
+from pipeline.receiver.landing_format import OPEN_SUFFIX, REJECTS_DIR, delivery_id
+
+
+def line_of(body: bytes) -> bytes:
+    return next(landed_lines([body]))
+
+
+def rows(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse" / "edume.duckdb"
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+def test_reloading_the_same_landing_loads_nothing_new(landing: Path, warehouse: Path) -> None:
+    write_backlog(landing, events=250, per_segment=100)
+
+    first = load_landing(landing, warehouse)
+    second = load_landing(landing, warehouse)
+
+    assert (first.segments_loaded, first.rows_loaded) == (3, 250)
+    assert (second.segments_loaded, second.rows_loaded, second.segments_already_loaded) == (0, 0, 3)
+    assert rows(warehouse, "select count(*) from raw.edume_events") == [(250,)]
+
+
+def test_rows_keep_envelope_body_and_position_losslessly(landing: Path, warehouse: Path) -> None:
+    body = (
+        '{"type":"course.added","payload":{"title":"Café ☕ \\"x\\""},'
+        '"timestamp":"2023-05-31T11:42:57.633Z"}'
+    )
+    write_segment(landing, "one", [line_of(event_body(1)), line_of(body.encode())])
+
+    load_landing(landing, warehouse)
+
+    (row,) = rows(
+        warehouse,
+        "select delivery_id, auth_mode, signature_form, secret_index, token_index, event_type, "
+        "strftime(event_timestamp, '%Y-%m-%d %H:%M:%S.%g'), body::varchar, segment, line_number "
+        "from raw.edume_events where line_number = 2",
+    )
+    assert row == (
+        delivery_id(body.encode()),
+        "hmac",
+        "raw",
+        0,
+        None,
+        "course.added",
+        "2023-05-31 11:42:57.633",
+        body,
+        "received_date=2026-11-01/one.ndjson",
+        2,
+    )
+
+
+def test_corrupt_and_torn_lines_are_quarantined_while_neighbours_load(
+    landing: Path, warehouse: Path
+) -> None:
+    good = [line_of(event_body(i)) for i in range(4)]
+    tampered = line_of(event_body(99)).replace(b"learner.activity", b"learner.ACTIVITY")
+    write_segment(
+        landing,
+        "mixed",
+        [
+            good[0],
+            b"this is not json\n",
+            good[1],
+            good[2][: len(good[2]) // 2] + b"\n",  # a torn line
+            b"\xff\xfe not utf-8\n",
+            tampered,  # delivery_id no longer matches the body
+            b'{"received_at": "2026-11-01T00:00:00.000000Z"}\n',  # no envelope
+            good[3],
+        ],
+    )
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_loaded, result.rows_rejected) == (3, 5)
+    assert rows(warehouse, "select line_number from raw.edume_events order by 1") == [
+        (1,),
+        (3,),
+        (8,),
+    ]
+    rejected = dict(
+        rows(warehouse, "select line_number, error from raw.edume_rejected_lines order by 1")
+    )
+    assert rejected == {
+        2: "line is not valid JSON",
+        4: "line is not valid JSON",
+        5: "line is not valid UTF-8: invalid start byte",
+        6: "delivery_id does not match the SHA-256 of the body",
+        7: "delivery_id is missing or not 64 lower-case hex digits",
+    }
+    assert rows(warehouse, "select line from raw.edume_rejected_lines where line_number = 2") == [
+        ("this is not json",)
+    ]
+    assert rows(warehouse, "select rows_loaded, rows_rejected from raw.edume_loaded_segments") == [
+        (3, 5)
+    ]
+
+
+def test_body_without_a_known_type_loads_with_null_event_type(
+    landing: Path, warehouse: Path
+) -> None:
+    write_segment(
+        landing,
+        "drift",
+        [line_of(b'{"payload":{}}'), line_of(b'{"type":7,"timestamp":"yesterday"}')],
+    )
+
+    result = load_landing(landing, warehouse)
+
+    assert result.rows_rejected == 0
+    assert rows(
+        warehouse, "select event_type, event_timestamp from raw.edume_events order by line_number"
+    ) == [(None, None), (None, None)]
+
+
+def test_segment_changed_after_loading_is_refused_and_the_rest_loads(
+    landing: Path, warehouse: Path
+) -> None:
+    first, _ = write_backlog(landing, events=20, per_segment=10)
+    load_landing(landing, warehouse)
+    with open(first, "ab") as handle:  # someone appends to a sealed, loaded segment
+        handle.write(line_of(event_body(1000)))
+    write_backlog(landing, events=10, per_segment=10, first_index=500, prefix="later")
+
+    with pytest.raises(ChangedSegmentError, match=r"seg-000000000000\.ndjson") as raised:
+        load_landing(landing, warehouse)
+
+    assert raised.value.result.rows_loaded == 10  # the new segment still loaded
+    assert rows(warehouse, "select count(*) from raw.edume_events") == [(30,)]
+
+
+def test_segment_rewritten_with_the_same_size_is_refused(landing: Path, warehouse: Path) -> None:
+    (segment,) = write_backlog(landing, events=3, per_segment=3)
+    load_landing(landing, warehouse)
+    data = segment.read_bytes()
+    segment.write_bytes(data.replace(b"ext-1", b"ext-9"))  # same size, new mtime
+
+    with pytest.raises(ChangedSegmentError):
+        load_landing(landing, warehouse)
+
+
+def test_backlog_over_many_segments_loads_completely_in_small_batches(
+    landing: Path, warehouse: Path
+) -> None:
+    write_backlog(landing, events=3000, per_segment=20)
+    batches = []
+
+    result = load_landing(landing, warehouse, batch_segments=7, on_batch=batches.append)
+
+    assert (result.segments_loaded, result.rows_loaded) == (150, 3000)
+    assert len(batches) == 22  # ceil(150 / 7): each batch its own transaction
+    assert rows(
+        warehouse,
+        "select count(*), count(distinct delivery_id), count(distinct (segment, line_number)) "
+        "from raw.edume_events",
+    ) == [(3000, 3000, 3000)]
+
+
+def test_open_segments_and_rejects_are_never_read(landing: Path, warehouse: Path) -> None:
+    sealed = write_segment(landing, "sealed", [line_of(event_body(1))])
+    sealed.with_name("appending" + OPEN_SUFFIX).write_bytes(line_of(event_body(2)))
+    (landing / REJECTS_DIR).mkdir()
+    (landing / REJECTS_DIR / "torn.ndjson").write_bytes(b'{"received_at": "2026-')
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.segments_loaded, result.rows_loaded, result.rows_rejected) == (1, 1, 0)
+
+
+def test_a_failed_batch_commits_neither_rows_nor_manifest(
+    landing: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_backlog(landing, events=10, per_segment=5)
+    monkeypatch.setattr(ndjson, "_INSERT_REJECTS_SQL", "select no_such_column from _parsed")
+
+    with pytest.raises(duckdb.Error):
+        load_landing(landing, warehouse)
+    monkeypatch.undo()
+
+    assert rows(warehouse, "select count(*) from raw.edume_events") == [(0,)]
+    assert rows(warehouse, "select count(*) from raw.edume_loaded_segments") == [(0,)]
+    assert load_landing(landing, warehouse).rows_loaded == 10
+
+
+def test_empty_or_missing_landing_loads_nothing(tmp_path: Path, warehouse: Path) -> None:
+    result = load_landing(tmp_path / "nowhere", warehouse)
+
+    assert result.segments_loaded == 0
+    assert rows(warehouse, "select count(*) from raw.edume_events") == [(0,)]
