@@ -24,6 +24,12 @@ EXIT_FAILED = 1
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--dbt-project-dir",
+        type=Path,
+        default=None,
+        help="the dbt project to build (default: dbt_project/ of this checkout)",
+    )
+    parser.add_argument(
         "--dbt-target-path",
         type=Path,
         default=None,
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         f"(engine {settings.engine})",
         flush=True,
     )
-    project = edume_dbt_project(args.dbt_target_path)
+    project = edume_dbt_project(args.dbt_project_dir, args.dbt_target_path)
     prepare_dbt_project(project)
     defs = build_definitions(project, settings)
     job = defs.resolve_job_def(PIPELINE_JOB)
@@ -72,9 +78,7 @@ def _print_summary(result: ExecuteInProcessResult) -> None:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             meta = {
-                k: v.value
-                for k, v in mat.metadata.items()
-                if k.startswith(("rows", "segments"))
+                k: v.value for k, v in mat.metadata.items() if k.startswith(("rows", "segments"))
             }
             extra = f" {meta}" if meta else ""
             print(f"  materialized {mat.asset_key.to_user_string()}{extra}", flush=True)

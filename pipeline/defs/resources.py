@@ -53,12 +53,14 @@ class EdumePaths(dg.ConfigurableResource):
         return {"EDUME_WAREHOUSE": self.warehouse, "EDUME_ENGINE": self.engine}
 
 
-def edume_dbt_project(target_path: Path | None = None) -> DbtProject:
-    """The dbt project in ``dbt_project/``; its manifest goes to ``target_path`` (or target/)."""
+def edume_dbt_project(
+    project_dir: Path | None = None, target_path: Path | None = None
+) -> DbtProject:
+    """The dbt project (default ``dbt_project/``, profiles.yml inside it); its manifest goes to
+    ``target_path`` (default ``<project>/target``)."""
+    project_dir = project_dir or DBT_PROJECT_DIR
     return DbtProject(
-        project_dir=DBT_PROJECT_DIR,
-        profiles_dir=DBT_PROJECT_DIR,
-        target_path=target_path or Path("target"),
+        project_dir=project_dir, profiles_dir=project_dir, target_path=target_path or Path("target")
     )
 
 
@@ -85,5 +87,5 @@ def build_resources(project: DbtProject, settings: Settings | None = None) -> di
         # The files the assets read and write, from the EDUME_* variables.
         "paths": EdumePaths.from_settings(settings),
         # The dbt CLI over dbt_project/ (profiles.yml beside it picks the target by EDUME_ENGINE).
-        "dbt": DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
     }
