@@ -1,0 +1,348 @@
+"""``edume-pipeline demo``: the whole pipeline, end to end, on the embedded default company.
+
+Steps, each named when it fails (exit 1, with the cause and where the log is):
+
+1. a fresh workspace (``demo/`` at the repo root by default): landing, warehouse, exports,
+   Dagster home; only a directory this command created before is ever deleted;
+2. a real receiver (``edume-pipeline serve``) on a free loopback port;
+3. simulated, signed eduMe traffic POSTed to it (with duplicates, disorder and forgeries);
+4. every delivery acknowledged (204, or 401 for the forgeries), the receiver's ``/metrics`` saved;
+5. the receiver stopped cleanly (SIGTERM: flush, seal, exit 0);
+6. ``edume-pipeline materialize`` (load, dbt build, export) against the workspace;
+7. a summary; 8. the HTML report; 9. where everything is and what to run next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.settings import REPO_ROOT
+
+MARKER = ".edume-demo-workspace"
+DEFAULT_WORKSPACE = REPO_ROOT / "demo"
+
+
+class DemoError(RuntimeError):
+    """A step failed; ``step`` names it, the message says why and where to look."""
+
+    def __init__(self, step: str, cause: str) -> None:
+        super().__init__(f"{step}: {cause}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse" / "edume.duckdb"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def receiver_log(self) -> Path:
+        return self.root / "logs" / "receiver.log"
+
+    @property
+    def materialize_log(self) -> Path:
+        return self.root / "logs" / "materialize.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "receiver_metrics.prom"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def env(self) -> dict[str, str]:
+        """The variables every tool reads, pointing into this workspace (absolute paths)."""
+        return {
+            "EDUME_LANDING_DIR": str(self.landing),
+            "EDUME_WAREHOUSE": str(self.warehouse),
+            "EDUME_EXPORT_DIR": str(self.exports),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from pipeline.simulate import DEFAULT_LEARNERS, DEFAULT_SEED
+
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=DEFAULT_WORKSPACE,
+        help="where to put landing, warehouse, exports and report "
+        "(default: demo/ in the repo; recreated on every run)",
+    )
+    parser.add_argument(
+        "--learners",
+        type=int,
+        default=DEFAULT_LEARNERS,
+        help=f"learners to simulate (default {DEFAULT_LEARNERS})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"simulation seed (default {DEFAULT_SEED})"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="requests in flight to the receiver (default 8)"
+    )
+
+
+@contextmanager
+def _step(number: int, name: str) -> Iterator[None]:
+    """Print the step, time it, and turn any failure into a :class:`DemoError` naming it."""
+    print(f"[{number}/9] {name}", flush=True)
+    started = time.monotonic()
+    try:
+        yield
+    except DemoError:
+        raise
+    except Exception as exc:  # the demo's contract: any failure names its step and cause
+        raise DemoError(name, f"{type(exc).__name__}: {exc}") from exc
+    print(f"      done in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def prepare_workspace(root: Path) -> Workspace:
+    """Recreate ``root`` empty. Refuses to delete a non-empty directory the demo did not make."""
+    root = root.resolve()
+    if root.exists():
+        if not (root / MARKER).exists() and any(root.iterdir()):
+            raise DemoError(
+                "prepare workspace",
+                f"{root} exists and was not made by the demo: "
+                "choose another --workspace or empty it yourself",
+            )
+        shutil.rmtree(root)
+    workspace = Workspace(root)
+    for directory in (
+        workspace.landing,
+        workspace.warehouse.parent,
+        workspace.exports,
+        workspace.dagster_home,
+        workspace.receiver_log.parent,
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+    (workspace.dagster_home / "dagster.yaml").write_text("# defaults: runs stored here\n")
+    (root / MARKER).write_text("made by `edume-pipeline demo`; deleted by its next run\n")
+    return workspace
+
+
+def _materialize(workspace: Workspace) -> None:
+    """Run ``edume-pipeline materialize`` on the workspace; its output goes to the log."""
+    from pipeline.simulator.progress import Progress
+
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "materialize",
+        "--dbt-target-path",
+        str(workspace.root / "dbt_target"),
+    ]
+    env = {**os.environ, **workspace.env(), "PYTHONUNBUFFERED": "1"}
+    expected = _count_assets()
+    progress = Progress("materializing", expected)
+    with open(workspace.materialize_log, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            # Dagster's event log streams one ASSET_MATERIALIZATION line per asset as it lands.
+            if b" - ASSET_MATERIALIZATION - " in line and progress.done < expected:
+                progress.advance()
+        code = process.wait()
+    progress.finish()
+    if code != 0:
+        text = workspace.materialize_log.read_text(encoding="utf-8", errors="replace")
+        failures = [line for line in text.splitlines() if "FAILED" in line or "Error" in line]
+        detail = "\n  ".join(failures[-8:]) or text[-2000:]
+        raise DemoError(
+            "materialize", f"exit code {code}; see {workspace.materialize_log}\n  {detail}"
+        )
+
+
+def _count_assets() -> int:
+    """Roughly how many assets one run materializes: the raw load, dbt models and seeds, export."""
+    dbt = REPO_ROOT / "dbt_project"
+    models = sum(1 for _ in (dbt / "models").rglob("*.sql"))
+    seeds = sum(1 for _ in (dbt / "seeds").glob("*.csv"))
+    return models + seeds + 2
+
+
+def _print_summary(workspace: Workspace, post_report, receiver_metrics, facts) -> None:
+    rejected = (
+        ", ".join(
+            f"{reason} {count}"
+            for reason, count in sorted(receiver_metrics.rejected_by_reason.items())
+            if count
+        )
+        or "none"
+    )
+    print("\nSummary")
+    print(f"  deliveries sent        {sum(post_report.statuses.values()):>7,}")
+    print(f"  accepted (204)         {receiver_metrics.accepted:>7,}")
+    print(f"  rejected               {receiver_metrics.rejected:>7,}   ({rejected})")
+    if facts.totals.rows:
+        totals = facts.totals.rows[0]
+        landed, distinct = totals["count_deliveries_landed"], totals["count_distinct_deliveries"]
+        print(f"  landed in the warehouse{landed:>7,}")
+        print(f"  duplicates removed     {landed - distinct:>7,}")
+        kept_aside = sum(row["count_deliveries"] for row in facts.quarantined.rows)
+        print(f"  unknown or invalid     {kept_aside:>7,}   (kept aside, see the report)")
+        print(f"  courses                {totals['count_courses']:>7,}")
+        print(f"  learners               {totals['count_learners']:>7,}")
+    print(
+        "\n  Funnel per course           added  activated  started  1st lesson  completed  conversion"
+    )
+    for row in facts.funnel.rows:
+        rate = row["completion_rate"]
+        title = (row["course_title"] or "")[:28]
+        print(
+            f"  {row['course_id']} {title:<28}{row['count_learners_added']:>5}"
+            f"{row['count_learners_activated']:>11}{row['count_learners_started']:>9}"
+            f"{row['count_learners_finished_first_lesson']:>12}"
+            f"{row['count_learners_completed']:>11}"
+            f"{'' if rate is None else f'{rate:.0%}':>12}"
+        )
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _duckdb_snippet(database: str, sql: str) -> str:
+    return f"import duckdb; duckdb.connect('{database}', read_only=True).sql('{sql}').show()"
+
+
+def _print_next(workspace: Workspace, seconds: float) -> None:
+    env = " ".join(f"{name}={_relative(Path(value))}" for name, value in workspace.env().items())
+    python = _relative(Path(sys.executable))
+    bin_dir = _relative(Path(sys.executable).parent)
+    warehouse, query = _relative(workspace.warehouse), _relative(workspace.exports / "query.duckdb")
+    print(f"""
+Where everything is
+  report (open in a browser)  {_relative(workspace.report)}
+  landing (NDJSON segments)   {_relative(workspace.landing)}
+  warehouse (DuckDB)          {warehouse}
+  parquet exports             {_relative(workspace.exports)}/<mart>.parquet
+  query file over the parquet {query}
+  receiver's /metrics         {_relative(workspace.metrics)}
+  logs                        {_relative(workspace.receiver_log.parent)}/
+  simulator's ground truth    {_relative(workspace.truth)}
+
+Next
+  Dagster UI (the demo's run is in its history):
+    {env} {bin_dir}/dagster dev -w workspace.yaml
+  Query the marts (read-only; any time, even while a run holds the warehouse):
+    {python} -c "{_duckdb_snippet(query, "from fct_learner_funnel")}"
+  Query the warehouse itself (when no run holds it):
+    {python} -c "{_duckdb_snippet(warehouse, "from marts.dim_courses")}"
+  Rebuild the report:
+    {env} {bin_dir}/edume-pipeline report --metrics {_relative(workspace.metrics)}
+
+demo finished in {seconds:.0f}s""")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        _run(args, started)
+    except DemoError as exc:
+        print(f"\ndemo FAILED at step '{exc.step}': {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace, started: float) -> None:
+    from pipeline.receiver.process import ReceiverProcess
+    from pipeline.report import write_report
+    from pipeline.reporting import metrics
+    from pipeline.reporting.facts import collect
+    from pipeline.simulate import build, parse_end, write_truth
+    from pipeline.simulator.post import post_deliveries
+
+    with _step(1, "prepare a fresh workspace"):
+        workspace = prepare_workspace(args.workspace)
+        print(f"      {workspace.root}")
+    secret = secrets.token_hex(16)  # per run: the demo's receiver and simulator share it
+    with _step(2, "start a receiver on a free loopback port"):
+        receiver = ReceiverProcess(
+            workspace.landing, secrets=[secret], log_path=workspace.receiver_log
+        )
+        print(f"      {receiver.webhook_url} (pid {receiver.pid})")
+    try:
+        with _step(3, f"simulate {args.learners} learners (seed {args.seed}) through it"):
+            simulation = build(args.learners, args.seed, secret.encode(), end=parse_end("today"))
+            write_truth(simulation.truth, workspace.truth)
+            post_report = post_deliveries(
+                receiver.webhook_url, simulation.deliveries, args.concurrency
+            )
+        with _step(4, "check every delivery was acknowledged"):
+            if post_report.unexpected:
+                raise DemoError(
+                    "check every delivery was acknowledged",
+                    f"{len(post_report.unexpected)} unexpected answers, e.g. "
+                    f"{post_report.unexpected[:3]}; receiver log: "
+                    f"{workspace.receiver_log}",
+                )
+            metrics_text = metrics.fetch_text(f"{receiver.url}/metrics")
+            workspace.metrics.write_text(metrics_text, encoding="utf-8")
+            receiver_metrics = metrics.parse(metrics_text, _relative(workspace.metrics))
+            print(
+                f"      {post_report.accepted:,} accepted, {post_report.rejected:,} rejected "
+                "as expected"
+            )
+        with _step(5, "stop the receiver cleanly"):
+            code = receiver.stop()
+            if code != 0:
+                raise DemoError(
+                    "stop the receiver cleanly", f"exit code {code}; see {workspace.receiver_log}"
+                )
+    finally:
+        if receiver.running():
+            receiver.kill()
+    with _step(6, "materialize: load -> dbt build -> export"):
+        _materialize(workspace)
+    with _step(7, "summarise"):
+        facts = collect(workspace.warehouse, receiver_metrics)
+        _print_summary(workspace, post_report, receiver_metrics, facts)
+    with _step(8, "write the report"):
+        write_report(workspace.warehouse, workspace.report, str(workspace.metrics))
+    print("[9/9] where everything is")
+    _print_next(workspace, time.monotonic() - started)
