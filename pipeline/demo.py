@@ -224,9 +224,8 @@ def _print_summary(workspace: Workspace, post_report, receiver_metrics, facts) -
         print(f"  unknown or invalid     {kept_aside:>7,}   (kept aside, see the report)")
         print(f"  courses                {totals['count_courses']:>7,}")
         print(f"  learners               {totals['count_learners']:>7,}")
-    print(
-        "\n  Funnel per course           added  activated  started  1st lesson  completed  conversion"
-    )
+    columns = "added  activated  started  1st lesson  completed  conversion"
+    print(f"\n  {'Funnel per course':<34}{columns}")
     for row in facts.funnel.rows:
         rate = row["completion_rate"]
         title = (row["course_title"] or "")[:28]
