@@ -1,6 +1,22 @@
-{#- A post-hook that makes `columns` of the model one indexed lookup, e.g. "has learner X
-    completed course Y?" on (learner_id, course_id). DuckDB builds an ART index (unique: the
-    dbt test on the key also guarantees it); engines without indexes (Spark) do nothing. -#}
+{#- "Has learner X completed course Y?" as one indexed lookup. DuckDB builds an ART index on
+    `columns`; engines without indexes (Spark) do nothing.
+
+    Use both hooks OUTSIDE the model's transaction (see lookup_index_hooks): the index is dropped
+    and committed before dbt renames the old table aside, and re-created after the new table is
+    committed. An index that still exists while its table is renamed in an open transaction makes
+    DuckDB's duckdb_indexes() fail in the other dbt threads ("Table with name ...__dbt_backup
+    does not exist"). -#}
+{% macro lookup_index_hooks(columns) -%}
+    {{ return({
+        'pre_hook': [{'sql': "{{ edume.drop_lookup_index(this, " ~ columns ~ ") }}", 'transaction': false}],
+        'post_hook': [{'sql': "{{ edume.create_lookup_index(this, " ~ columns ~ ") }}", 'transaction': false}],
+    }) }}
+{%- endmacro %}
+
+{% macro lookup_index_name(relation, columns) -%}
+    {{ relation.identifier }}__{{ columns | join('__') }}
+{%- endmacro %}
+
 {% macro create_lookup_index(relation, columns, unique=true) -%}
     {{ return(adapter.dispatch('create_lookup_index', 'edume')(relation, columns, unique)) }}
 {%- endmacro %}
@@ -11,8 +27,20 @@
 
 {% macro duckdb__create_lookup_index(relation, columns, unique) -%}
     create {% if unique %}unique {% endif %}index if not exists
-        {{ relation.identifier }}__{{ columns | join('__') }}
+        {{ edume.lookup_index_name(relation, columns) }}
         on {{ relation }} ({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro drop_lookup_index(relation, columns) -%}
+    {{ return(adapter.dispatch('drop_lookup_index', 'edume')(relation, columns)) }}
+{%- endmacro %}
+
+{% macro default__drop_lookup_index(relation, columns) -%}
+    select 1
+{%- endmacro %}
+
+{% macro duckdb__drop_lookup_index(relation, columns) -%}
+    drop index if exists {{ relation.database }}.{{ relation.schema }}.{{ edume.lookup_index_name(relation, columns) }}
 {%- endmacro %}
 
 

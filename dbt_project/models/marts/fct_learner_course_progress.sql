@@ -3,7 +3,7 @@
     ART index for an equality on one column, not for a conjunction over a composite index, so the
     pair is also kept as one unique, indexed column. days_inactive and is_stalled are measured as
     of var('as_of') (default now). -#}
-{{ config(post_hook="{{ edume.create_lookup_index(this, ['learner_course_key']) }}") }}
+{{ config(**edume.lookup_index_hooks(['learner_course_key'])) }}
 with
 
 progress as (

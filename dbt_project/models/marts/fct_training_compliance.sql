@@ -2,7 +2,7 @@
     mandatory_courses) the learner is currently assigned through at least one team (a current
     team of the learner that is currently assigned to the course). Unique on the pair and
     indexed as learner_course_key ('X:Y'): the onboarding gate's one lookup. -#}
-{{ config(post_hook="{{ edume.create_lookup_index(this, ['learner_course_key']) }}") }}
+{{ config(**edume.lookup_index_hooks(['learner_course_key'])) }}
 with
 
 mandatory as (
