@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -187,11 +188,24 @@ def _materialize(workspace: Workspace) -> None:
     progress.finish()
     if code != 0:
         text = workspace.materialize_log.read_text(encoding="utf-8", errors="replace")
-        failures = [line for line in text.splitlines() if "FAILED" in line or "Error" in line]
-        detail = "\n  ".join(failures[-8:]) or text[-2000:]
+        detail = "\n  ".join(failure_lines(text)) or text[-2000:]
         raise DemoError(
             "materialize", f"exit code {code}; see {workspace.materialize_log}\n  {detail}"
         )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILURE_MARKS = ("FAIL ", "Failure in", "Error in", "ERROR=", "FAILED step", "rror:")
+
+
+def failure_lines(log_text: str, limit: int = 10) -> list[str]:
+    """The lines of a materialize log that say what failed (dbt and Dagster), each once."""
+    seen: dict[str, None] = {}
+    for line in _ANSI.sub("", log_text).splitlines():
+        line = line.strip()
+        if any(mark in line for mark in _FAILURE_MARKS) and " - DEBUG - " not in line:
+            seen.setdefault(line[:300], None)
+    return list(seen)[:limit]
 
 
 def _count_assets() -> int:

@@ -7,6 +7,7 @@ the report still renders and says what is missing. No HTML here.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,15 @@ from typing import Any
 import duckdb
 
 from pipeline.reporting.metrics import ReceiverMetrics
+from pipeline.warehouse_lock import warehouse_lock
 
 STALLED_LIMIT = 50
 OVERDUE_LIMIT = 50
+LOCK_TIMEOUT_S = 600.0
+
+
+def _say_waiting(message: str) -> None:
+    print(f"report: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -120,13 +127,18 @@ def _run(connection: duckdb.DuckDBPyConnection, sql: str) -> Section:
 
 
 def collect(warehouse: Path, receiver: ReceiverMetrics | None = None) -> Facts:
-    """Every section's rows. Raises ``FileNotFoundError`` when the warehouse does not exist."""
+    """Every section's rows. Raises ``FileNotFoundError`` when the warehouse does not exist and
+    :class:`~pipeline.warehouse_lock.WarehouseLockTimeout` when a writer holds it too long."""
     if not warehouse.is_file():
         raise FileNotFoundError(f"no warehouse at {warehouse}: run `edume-pipeline materialize`")
     limits = {"stalled_limit": STALLED_LIMIT, "overdue_limit": OVERDUE_LIMIT}
-    connection = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        sections = {name: _run(connection, sql.format(**limits)) for name, sql in QUERIES.items()}
-    finally:
-        connection.close()
+    # A running load or build holds the file: wait for it rather than fail on DuckDB's file lock.
+    with warehouse_lock(warehouse, timeout_s=LOCK_TIMEOUT_S, on_wait=_say_waiting):
+        connection = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            sections = {
+                name: _run(connection, sql.format(**limits)) for name, sql in QUERIES.items()
+            }
+        finally:
+            connection.close()
     return Facts(warehouse=warehouse, receiver=receiver, **sections)
