@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from pipeline.receiver.landing import (
+    DEFAULT_LANES,
     DEFAULT_MAX_SEGMENT_AGE_S,
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
@@ -58,6 +59,7 @@ class ReceiverConfig:
     retry_after_s: int = 30
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
     max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S
+    landing_lanes: int = DEFAULT_LANES
 
 
 @dataclass
@@ -151,6 +153,7 @@ class ReceiverApp:
             self.config.landing_dir,
             max_segment_bytes=self.config.max_segment_bytes,
             max_segment_age_s=self.config.max_segment_age_s,
+            lanes=self.config.landing_lanes,
         )
 
     # --- routing ----------------------------------------------------------------------------
@@ -221,32 +224,46 @@ class ReceiverApp:
         """The whole body, refusing to hold more than the limit or to wait past the deadline."""
         limit = self.config.max_body_bytes
         body = bytearray()
+        # One timer that cancels this task, cheaper than asyncio.timeout() on the hot path.
+        task = asyncio.current_task()
+        assert task is not None
+        expired = []
+
+        def expire() -> None:
+            expired.append(True)
+            task.cancel()
+
+        deadline = asyncio.get_running_loop().call_later(self.config.body_timeout_s, expire)
         try:
-            async with asyncio.timeout(self.config.body_timeout_s):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise _Reject(400, "client_disconnected", "the client went away")
-                    chunk = message.get("body", b"")
-                    if len(body) + len(chunk) > limit:
-                        raise _BodyTooLarge(bytes(body) + chunk[: limit - len(body)])
-                    body += chunk
-                    if not message.get("more_body", False):
-                        return bytes(body)
-        except TimeoutError:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Reject(400, "client_disconnected", "the client went away")
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > limit:
+                    raise _BodyTooLarge(bytes(body) + chunk[: limit - len(body)])
+                body += chunk
+                if not message.get("more_body", False):
+                    return bytes(body)
+        except asyncio.CancelledError:
+            if not expired or task.cancelling() > 1:
+                raise  # cancelled for another reason (shutdown): not ours to swallow
+            task.uncancel()
             raise _Reject(
                 408, "body_timeout", "the body did not arrive in time", close=True
             ) from None
+        finally:
+            deadline.cancel()
 
     async def _land(self, body: bytes, auth: Any) -> None:
         if self.writer is None:
             raise LandingUnavailable(0, "the landing writer is not running")
         line = format_line(body, auth, datetime.now(UTC))
         try:
-            future = self.writer.append(line)
+            waiter = self.writer.append_async(line)
         except RuntimeError:  # closed: the server is shutting down
             raise LandingUnavailable(0, "the receiver is shutting down") from None
-        await asyncio.wrap_future(future)
+        await waiter
 
     async def _reject(
         self, scope: Scope, headers: dict[str, str], body: bytes, reject: _Reject, send: Send
@@ -281,7 +298,7 @@ class ReceiverApp:
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
 
         metric(
             "edume_receiver_deliveries_accepted_total",

@@ -29,9 +29,11 @@ it; the next round opens a fresh segment, so the writer recovers by itself when 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import queue
 import re
@@ -39,6 +41,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -55,6 +58,7 @@ from pipeline.receiver.landing_format import (
 
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
+DEFAULT_LANES = 4
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
 _LINE_PREFIX = b'{"received_at":"'  # format_line writes received_at first, so the date is here
@@ -83,7 +87,8 @@ class _Pending:
     partition: str
     data: bytes
     lines: int
-    future: Future[None]
+    future: Future[None] | None = None
+    waiter: asyncio.Future[None] | None = None
 
 
 @dataclass
@@ -137,8 +142,11 @@ def _host_tag() -> str:
 class LandingWriter:
     """Appends landing lines durably; see the module docstring for the contract.
 
-    Thread-safe: :meth:`append` may be called from any thread (the server calls it from its event
-    loop). The writer thread starts on construction and stops in :meth:`close`.
+    Thread-safe: :meth:`append` may be called from any thread; :meth:`append_async` from a
+    running asyncio loop (the server's). ``lanes`` writer threads share one queue, each with its
+    own open segments: while one waits in ``fdatasync`` the next takes whatever queued meanwhile,
+    so flushes overlap (a journaling filesystem commits concurrent fsyncs together). Threads
+    start on construction and stop in :meth:`close`.
     """
 
     def __init__(
@@ -147,9 +155,10 @@ class LandingWriter:
         *,
         max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
         max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S,
+        lanes: int = DEFAULT_LANES,
     ) -> None:
-        if max_segment_bytes <= 0 or max_segment_age_s <= 0:
-            raise ValueError("segment size and age thresholds must be positive")
+        if max_segment_bytes <= 0 or max_segment_age_s <= 0 or lanes <= 0:
+            raise ValueError("segment thresholds and the number of lanes must be positive")
         self.landing_dir = Path(landing_dir)
         self.landing_dir.mkdir(parents=True, exist_ok=True)
         self.max_segment_bytes = max_segment_bytes
@@ -157,13 +166,16 @@ class LandingWriter:
         self.stats = LandingStats()
         self.healthy = True
         self._writer_tag = f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self._sequence = 0
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()  # guards stats, the closed flag and segment naming
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
-        self._segments: dict[str, _Segment] = {}
         self._closed = False
-        self._close_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="landing-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=_Lane(self).run, name=f"landing-lane-{n}", daemon=True)
+            for n in range(lanes)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # --- public API -------------------------------------------------------------------------
 
@@ -171,20 +183,31 @@ class LandingWriter:
         """Queue one line; the future resolves once it is fsynced, or fails with
         :class:`LandingUnavailable`. Raises ``ValueError`` for a malformed line and
         ``RuntimeError`` after :meth:`close`."""
-        return self._submit(line_partition(line), line, 1)
+        future: Future[None] = Future()
+        self._submit(_Pending(line_partition(line), line, 1, future=future))
+        return future
+
+    def append_async(self, line: bytes) -> asyncio.Future[None]:
+        """Like :meth:`append`, from a running event loop: the returned asyncio future resolves
+        once the line is fsynced. A whole round's waiters are woken with one loop wake-up."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submit(_Pending(line_partition(line), line, 1, waiter=waiter))
+        return waiter
 
     def write_all(self, lines: Iterable[bytes]) -> int:
         """Land every line and return how many, once all are durable. Lines may span several
         receive dates. Raises :class:`LandingUnavailable` if any could not be made durable."""
-        futures: list[Future[None]] = []
+        futures: deque[Future[None]] = deque()
         chunks: dict[str, list[bytes]] = {}
         sizes: dict[str, int] = {}
         count = 0
 
         def flush(partition: str) -> None:
             batch = chunks.pop(partition)
-            futures.append(self._submit(partition, b"".join(batch), len(batch)))
             sizes.pop(partition)
+            future: Future[None] = Future()
+            self._submit(_Pending(partition, b"".join(batch), len(batch), future=future))
+            futures.append(future)
 
         for line in lines:
             partition = line_partition(line)
@@ -193,8 +216,8 @@ class LandingWriter:
             count += 1
             if sizes[partition] >= _WRITE_ALL_CHUNK_BYTES:
                 flush(partition)
-                if len(futures) >= 4:  # bounded memory: wait for the oldest chunks
-                    futures.pop(0).result()
+                if len(futures) >= 2 * len(self._threads):  # bounded memory
+                    futures.popleft().result()
         for partition in list(chunks):
             flush(partition)
         for future in futures:
@@ -202,13 +225,15 @@ class LandingWriter:
         return count
 
     def close(self) -> None:
-        """Finish every queued line, seal every open segment and stop the thread. Idempotent."""
-        with self._close_lock:
+        """Finish every queued line, seal every open segment and stop the threads. Idempotent."""
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_STOP)
-        self._thread.join()
+            for _ in self._threads:
+                self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join()
 
     def __enter__(self) -> LandingWriter:
         return self
@@ -216,21 +241,62 @@ class LandingWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- the writer thread ------------------------------------------------------------------
+    # --- shared by the lanes ----------------------------------------------------------------
 
-    def _submit(self, partition: str, data: bytes, lines: int) -> Future[None]:
-        future: Future[None] = Future()
-        with self._close_lock:
+    def _submit(self, pending: _Pending) -> None:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the landing writer is closed")
-            self._queue.put(_Pending(partition, data, lines, future))
-        return future
+            self._queue.put(pending)
 
-    def _run(self) -> None:
+    def _next_segment_id(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        return f"{stamp}-{self._writer_tag}-{next(self._sequence):06d}"
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+
+def _resolve(round_: list[_Pending], error: BaseException | None) -> None:
+    """Complete every waiter of a round: thread futures directly, asyncio ones with a single
+    ``call_soon_threadsafe`` per loop (not one wake-up per request)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in round_:
+        if pending.future is not None and not pending.future.done():
+            if error is None:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(error)
+        if pending.waiter is not None:
+            by_loop.setdefault(pending.waiter.get_loop(), []).append(pending.waiter)
+    for loop, waiters in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_wake, waiters, error)
+
+
+def _wake(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # the request may have been cancelled (client gone)
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
+class _Lane:
+    """One writer thread and its open segments (one per receive date)."""
+
+    def __init__(self, writer: LandingWriter) -> None:
+        self.writer = writer
+        self.segments: dict[str, _Segment] = {}
+
+    def run(self) -> None:
         stopping = False
         while not stopping:
             try:
-                first = self._queue.get(timeout=self._seconds_to_next_expiry())
+                first = self.writer._queue.get(timeout=self._seconds_to_next_expiry())
             except queue.Empty:
                 self._seal_expired()
                 continue
@@ -247,23 +313,25 @@ class LandingWriter:
                 if size >= _MAX_ROUND_BYTES:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self.writer._queue.get_nowait()
                 except queue.Empty:
                     break
             if round_:
                 try:
                     self._commit(round_)
                 except Exception as exc:  # a bug must fail the waiters, never hang them
-                    self._fail_unexpected(round_, exc)
+                    self.writer._count(write_errors=1)
+                    _resolve(round_, LandingUnavailable(errno.EIO, f"landing error: {exc!r}"))
             self._seal_expired()
-        for partition in list(self._segments):
-            self._seal(partition)
+        for partition in list(self.segments):
+            with contextlib.suppress(OSError):
+                self._seal(partition)
 
     def _seconds_to_next_expiry(self) -> float:
-        if not self._segments:
+        if not self.segments:
             return 1.0
-        oldest = min(segment.opened_at for segment in self._segments.values())
-        return max(0.01, min(1.0, oldest + self.max_segment_age_s - time.monotonic()))
+        oldest = min(segment.opened_at for segment in self.segments.values())
+        return max(0.01, min(1.0, oldest + self.writer.max_segment_age_s - time.monotonic()))
 
     def _commit(self, round_: list[_Pending]) -> None:
         by_partition: dict[str, list[_Pending]] = {}
@@ -272,26 +340,27 @@ class LandingWriter:
         for partition, items in by_partition.items():
             data = b"".join(item.data for item in items)
             try:
-                segment = self._segments.get(partition) or self._open(partition)
+                segment = self.segments.get(partition) or self._open(partition)
                 _write_fully(segment.fd, data)
                 os.fdatasync(segment.fd)
             except OSError as exc:
                 self._fail(partition, items, exc)
                 continue
             segment.durable_size += len(data)
-            self.stats.landed_lines += sum(item.lines for item in items)
-            self.stats.landed_bytes += len(data)
-            self.stats.fsync_batches += 1
-            self.healthy = True
-            for item in items:
-                item.future.set_result(None)
-            if segment.durable_size >= self.max_segment_bytes:
+            self.writer._count(
+                landed_lines=sum(item.lines for item in items),
+                landed_bytes=len(data),
+                fsync_batches=1,
+            )
+            self.writer.healthy = True
+            _resolve(items, None)
+            if segment.durable_size >= self.writer.max_segment_bytes:
                 self._seal(partition)
 
     def _fail(self, partition: str, items: list[_Pending], exc: OSError) -> None:
-        self.stats.write_errors += 1
-        self.healthy = False
-        segment = self._segments.get(partition)
+        self.writer._count(write_errors=1)
+        self.writer.healthy = False
+        segment = self.segments.get(partition)
         if segment is not None:
             # Cut the segment back to its last durable byte (never leave half a round behind) and
             # seal it; if the cut fails, close it open-named: recovery cuts its torn tail later.
@@ -299,30 +368,20 @@ class LandingWriter:
                 os.ftruncate(segment.fd, segment.durable_size)
                 os.fsync(segment.fd)
             except OSError:
-                del self._segments[partition]
+                del self.segments[partition]
                 os.close(segment.fd)
             else:
                 with contextlib.suppress(OSError):
                     self._seal(partition)
         error = LandingUnavailable(exc.errno or errno.EIO, f"landing write failed: {exc.strerror}")
-        for item in items:
-            item.future.set_exception(error)
-
-    def _fail_unexpected(self, round_: list[_Pending], exc: Exception) -> None:
-        self.stats.write_errors += 1
-        error = LandingUnavailable(errno.EIO, f"landing writer error: {exc!r}")
-        for item in round_:
-            if not item.future.done():
-                item.future.set_exception(error)
+        _resolve(items, error)
 
     def _open(self, partition: str) -> _Segment:
-        directory = self.landing_dir / partition
+        directory = self.writer.landing_dir / partition
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self.landing_dir)
-        self._sequence += 1
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        segment_id = f"{stamp}-{self._writer_tag}-{self._sequence:06d}"
+            _fsync_dir(self.writer.landing_dir)
+        segment_id = self.writer._next_segment_id()
         path = directory / f"{segment_id}{OPEN_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
@@ -334,15 +393,15 @@ class LandingWriter:
                 path.unlink()
             raise
         segment = _Segment(segment_id, path, fd, time.monotonic())
-        self._segments[partition] = segment
+        self.segments[partition] = segment
         return segment
 
     def _seal(self, partition: str) -> None:
-        segment = self._segments.pop(partition)
+        segment = self.segments.pop(partition)
         try:
             if segment.durable_size:
                 os.rename(segment.path, segment.path.with_name(segment.segment_id + SEALED_SUFFIX))
-                self.stats.sealed_segments += 1
+                self.writer._count(sealed_segments=1)
             else:
                 segment.path.unlink()
             _fsync_dir(segment.path.parent)
@@ -351,12 +410,12 @@ class LandingWriter:
 
     def _seal_expired(self) -> None:
         now = time.monotonic()
-        for partition, segment in list(self._segments.items()):
-            if now - segment.opened_at >= self.max_segment_age_s:
+        for partition, segment in list(self.segments.items()):
+            if now - segment.opened_at >= self.writer.max_segment_age_s:
                 try:
                     self._seal(partition)
-                except OSError:
-                    self.stats.write_errors += 1  # stays open-named; recovery seals it next start
+                except OSError:  # stays open-named; recovery seals it at the next start
+                    self.writer._count(write_errors=1)
 
 
 # --- crash recovery ------------------------------------------------------------------------------

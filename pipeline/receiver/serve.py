@@ -38,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seal a segment this long after it opened (default 60)",
     )
     tuning.add_argument(
+        "--landing-lanes",
+        type=int,
+        default=4,
+        help="writer threads whose fsyncs overlap (default 4)",
+    )
+    tuning.add_argument(
         "--body-timeout",
         type=float,
         default=15.0,
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             retry_after_s=args.retry_after,
             max_segment_bytes=args.segment_max_bytes,
             max_segment_age_s=args.segment_max_age,
+            landing_lanes=args.landing_lanes,
         )
     )
     _raise_open_files_limit()
@@ -142,5 +149,9 @@ def run(args: argparse.Namespace) -> int:
     # handler it falls back to is a no-op rather than the default "terminate".
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
+    import os as _o
+
+    if _o.environ.get("SWI"):
+        sys.setswitchinterval(float(_o.environ["SWI"]))
     server.run()
     return 0 if server.started else _STARTUP_FAILURE
