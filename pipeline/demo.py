@@ -33,11 +33,15 @@ MARKER = ".edume-demo-workspace"
 DEFAULT_WORKSPACE = REPO_ROOT / "demo"
 
 
+class StepFailed(RuntimeError):
+    """Raised inside a step; the message says why and where to look."""
+
+
 class DemoError(RuntimeError):
-    """A step failed; ``step`` names it, the message says why and where to look."""
+    """A step failed; ``step`` names it, the message is the cause."""
 
     def __init__(self, step: str, cause: str) -> None:
-        super().__init__(f"{step}: {cause}")
+        super().__init__(cause)
         self.step = step
 
 
@@ -122,8 +126,8 @@ def _step(number: int, name: str) -> Iterator[None]:
     started = time.monotonic()
     try:
         yield
-    except DemoError:
-        raise
+    except StepFailed as exc:
+        raise DemoError(name, str(exc)) from exc
     except Exception as exc:  # the demo's contract: any failure names its step and cause
         raise DemoError(name, f"{type(exc).__name__}: {exc}") from exc
     print(f"      done in {time.monotonic() - started:.1f}s", flush=True)
@@ -134,8 +138,7 @@ def prepare_workspace(root: Path) -> Workspace:
     root = root.resolve()
     if root.exists():
         if not (root / MARKER).exists() and any(root.iterdir()):
-            raise DemoError(
-                "prepare workspace",
+            raise StepFailed(
                 f"{root} exists and was not made by the demo: "
                 "choose another --workspace or empty it yourself",
             )
@@ -189,9 +192,7 @@ def _materialize(workspace: Workspace) -> None:
     if code != 0:
         text = workspace.materialize_log.read_text(encoding="utf-8", errors="replace")
         detail = "\n  ".join(failure_lines(text)) or text[-2000:]
-        raise DemoError(
-            "materialize", f"exit code {code}; see {workspace.materialize_log}\n  {detail}"
-        )
+        raise StepFailed(f"exit code {code}; see {workspace.materialize_log}\n  {detail}")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -328,8 +329,7 @@ def _run(args: argparse.Namespace, started: float) -> None:
             )
         with _step(4, "check every delivery was acknowledged"):
             if post_report.unexpected:
-                raise DemoError(
-                    "check every delivery was acknowledged",
+                raise StepFailed(
                     f"{len(post_report.unexpected)} unexpected answers, e.g. "
                     f"{post_report.unexpected[:3]}; receiver log: "
                     f"{workspace.receiver_log}",
@@ -344,9 +344,7 @@ def _run(args: argparse.Namespace, started: float) -> None:
         with _step(5, "stop the receiver cleanly"):
             code = receiver.stop()
             if code != 0:
-                raise DemoError(
-                    "stop the receiver cleanly", f"exit code {code}; see {workspace.receiver_log}"
-                )
+                raise StepFailed(f"exit code {code}; see {workspace.receiver_log}")
     finally:
         if receiver.running():
             receiver.kill()
