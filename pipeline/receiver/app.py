@@ -120,6 +120,9 @@ class ReceiverApp:
         self.writer: LandingWriter | None = None
         self._log = _rejection_logger()
         self._started = time.monotonic()
+        # How much of an oversize body is read and dropped so the 413 reaches the client intact
+        # (closing on unread data makes the kernel reset the connection, losing the answer).
+        self._drain_bytes = max(4 * config.max_body_bytes, 8 * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -217,13 +220,14 @@ class ReceiverApp:
             length = int(declared)
         except ValueError:
             raise _Reject(400, "bad_content_length", "Content-Length is not a number") from None
-        if length > self.config.max_body_bytes:
+        if length > self.config.max_body_bytes + self._drain_bytes:
             raise _BodyTooLarge(b"")
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole body, refusing to hold more than the limit or to wait past the deadline."""
         limit = self.config.max_body_bytes
         body = bytearray()
+        oversize = 0  # bytes beyond the limit, read and dropped
         # One timer that cancels this task, cheaper than asyncio.timeout() on the hot path.
         task = asyncio.current_task()
         assert task is not None
@@ -240,10 +244,18 @@ class ReceiverApp:
                 if message["type"] == "http.disconnect":
                     raise _Reject(400, "client_disconnected", "the client went away")
                 chunk = message.get("body", b"")
-                if len(body) + len(chunk) > limit:
-                    raise _BodyTooLarge(bytes(body) + chunk[: limit - len(body)])
+                more = message.get("more_body", False)
+                if oversize or len(body) + len(chunk) > limit:
+                    if not oversize:
+                        body += chunk[: limit - len(body)]
+                    oversize += len(chunk)
+                    # Drain (not keep) the rest so the client can read the 413 before we close;
+                    # a body past the drain allowance is answered at once.
+                    if not more or oversize > self._drain_bytes:
+                        raise _BodyTooLarge(bytes(body))
+                    continue
                 body += chunk
-                if not message.get("more_body", False):
+                if not more:
                     return bytes(body)
         except asyncio.CancelledError:
             if not expired or task.cancelling() > 1:

@@ -79,7 +79,7 @@ def test_lines_land_in_the_partition_of_their_receive_date(tmp_path: Path) -> No
 
 def test_segment_is_sealed_when_it_reaches_the_size_threshold(tmp_path: Path) -> None:
     line = _line(0)
-    with LandingWriter(tmp_path, max_segment_bytes=len(line) * 3) as writer:
+    with LandingWriter(tmp_path, max_segment_bytes=len(line) * 3, lanes=1) as writer:
         for n in range(7):
             writer.append(_line(n)).result(timeout=10)
         sealed_while_running = len(list(tmp_path.glob(SEALED_GLOB)))

@@ -124,7 +124,11 @@ def test_file_size_limit_answers_503_and_never_acknowledges_a_line_not_written(
     landing = tmp_path / "landing"
     statuses: dict[bytes, int] = {}
     with ReceiverProcess(
-        landing, secrets=[SECRET], preexec_fn=_limit_file_size, log_path=tmp_path / "receiver.log"
+        landing,
+        secrets=[SECRET],
+        args=["--landing-lanes", "1"],
+        preexec_fn=_limit_file_size,
+        log_path=tmp_path / "receiver.log",
     ) as receiver:
         for n in range(40):  # 40 x 12 kB: crosses the 200 kB limit more than once
             body = event(n, padding=PADDING)

@@ -112,6 +112,7 @@ def test_oversize_chunked_body_is_cut_off_while_reading(hmac_receiver) -> None:
         try:
             for _ in range(40):  # 2.5 MiB offered, more than twice the limit
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
         status_line = sock.recv(200).split(b"\r\n", 1)[0]
