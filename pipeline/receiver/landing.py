@@ -1,10 +1,12 @@
 """Durable landing: NDJSON segments, group-commit fsync, sealing and crash recovery. Files only.
 
-One :class:`LandingWriter` owns one writer thread. Callers hand it finished lines
-(:func:`pipeline.receiver.landing_format.format_line`); the thread appends whatever has queued up
-since its last round to the open segment(s) with one ``write`` per segment, ``fdatasync``s them,
-and only then resolves every waiting future: many concurrent requests share one fsync (group
-commit), and a future resolves only once the fsync covering its line has returned.
+Callers hand a :class:`LandingWriter` finished lines
+(:func:`pipeline.receiver.landing_format.format_line`). A writer thread ("lane") takes whatever
+has queued up since its last round, appends it to its open segment with one ``write``,
+``fdatasync``s it, and only then resolves every waiting future: many concurrent requests share
+one fsync (group commit), and a future resolves only once the fsync covering its line has
+returned. A few lanes (``lanes``, default 4) each own their segments, so one lane's flush overlaps
+the next lane's round instead of queueing behind it.
 
 Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` while appended to and
 are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_segment_bytes``, when
@@ -14,9 +16,10 @@ own ``received_at`` date. Segment ids carry host, pid and a random token, so sev
 holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
 writer's segment from one a crashed process left behind.
 
-Usable outside the server (the simulator and tests land files through it)::
+Usable outside the server (the simulator and tests land files through it); for a deterministic
+file layout there, pass ``lanes=1``::
 
-    with LandingWriter(Path("landing")) as writer:
+    with LandingWriter(Path("landing"), lanes=1) as writer:
         writer.write_all(format_line(body, auth, now) for body in bodies)  # returns once durable
         future = writer.append(line)   # concurrent.futures.Future, resolved after the fsync
         future.result()
