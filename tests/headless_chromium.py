@@ -21,6 +21,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 CHROMIUM = "/usr/bin/chromium"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -57,7 +58,7 @@ class Chromium:
         self._next_id = 0
         port = self._wait_for_port(profile_dir / "DevToolsActivePort")
         self.socket: ClientConnection = connect(
-            self._page_socket(port), max_size=None, open_timeout=timeout_s
+            self._page_socket(port), max_size=None, open_timeout=timeout_s, proxy=None, legacy=True
         )
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
@@ -75,7 +76,7 @@ class Chromium:
     def _page_socket(self, port: int) -> str:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as reply:
+            with _NO_PROXY.open(f"http://127.0.0.1:{port}/json/list", timeout=5) as reply:
                 pages = [t for t in json.load(reply) if t["type"] == "page"]
             if pages:
                 return pages[0]["webSocketDebuggerUrl"]
@@ -156,6 +157,13 @@ class Image:
     def colours(self) -> list[tuple[int, ...]]:
         step = self.channels
         return [tuple(self.pixels[i : i + 3]) for i in range(0, len(self.pixels), step)]
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header. Raises ``ValueError`` for anything else."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    return struct.unpack(">II", data[16:24])
 
 
 def decode_png(data: bytes) -> Image:

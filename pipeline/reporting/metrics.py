@@ -11,8 +11,10 @@ import re
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PREFIX = "edume_receiver_"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -51,7 +53,10 @@ def parse(text: str, source: str) -> ReceiverMetrics:
 
 
 def fetch_text(url: str, timeout_s: float = 10.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+    opener = urllib.request.build_opener()
+    if urlsplit(url).hostname in LOOPBACK:  # never send a loopback request through a proxy
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout_s) as response:
         return response.read().decode("utf-8")
 
 
