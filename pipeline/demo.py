@@ -26,8 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.settings import REPO_ROOT
+
+if TYPE_CHECKING:  # the heavy modules are imported by run() only: `--help` stays fast
+    from pipeline.reporting.facts import Facts
+    from pipeline.reporting.metrics import ReceiverMetrics
+    from pipeline.simulator.generate import Truth
+    from pipeline.simulator.post import PostReport
 
 MARKER = ".edume-demo-workspace"
 DEFAULT_WORKSPACE = REPO_ROOT / "demo"
@@ -171,7 +178,12 @@ def _materialize(workspace: Workspace) -> None:
     ]
     env = {**os.environ, **workspace.env(), "PYTHONUNBUFFERED": "1"}
     expected = _count_assets()
-    progress = Progress("materializing", expected)
+    print(
+        "      starting Dagster and parsing the dbt project, then building "
+        f"{expected} assets; full log: {_relative(workspace.materialize_log)}",
+        flush=True,
+    )
+    progress = Progress("assets", expected, show_rate=False)
     with open(workspace.materialize_log, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -217,7 +229,30 @@ def _count_assets() -> int:
     return models + seeds + 2
 
 
-def _print_summary(workspace: Workspace, post_report, receiver_metrics, facts) -> None:
+def truth_mismatches(truth: Truth, facts: Facts) -> list[str]:
+    """Courses whose funnel in the marts differs from the simulator's ground truth."""
+    from pipeline.reporting.page import FUNNEL_COLUMNS
+
+    marts = {
+        row["course_id"]: [row[column] for column in FUNNEL_COLUMNS] for row in facts.funnel.rows
+    }
+    mismatches = []
+    for course_id, course in truth.courses.items():
+        expected = [
+            course.learners_added,
+            course.learners_activated,
+            course.learners_started,
+            course.learners_finished_first_lesson,
+            course.learners_completed,
+        ]
+        if marts.get(course_id) != expected:
+            mismatches.append(f"course {course_id}: marts {marts.get(course_id)}, truth {expected}")
+    return mismatches
+
+
+def _print_summary(
+    post_report: PostReport, receiver_metrics: ReceiverMetrics, facts: Facts, truth: Truth
+) -> None:
     rejected = (
         ", ".join(
             f"{reason} {count}"
@@ -251,6 +286,15 @@ def _print_summary(workspace: Workspace, post_report, receiver_metrics, facts) -
             f"{row['count_learners_completed']:>11}"
             f"{'' if rate is None else f'{rate:.0%}':>12}"
         )
+    mismatches = truth_mismatches(truth, facts)
+    if mismatches:
+        raise StepFailed(
+            "the marts disagree with the simulator's ground truth:\n  " + "\n  ".join(mismatches)
+        )
+    print(
+        f"\n  Every course's funnel matches the simulator's ground truth ({len(truth.courses)} "
+        "courses)."
+    )
 
 
 def _relative(path: Path) -> str:
@@ -265,7 +309,8 @@ def _duckdb_snippet(database: str, sql: str) -> str:
 
 
 def _print_next(workspace: Workspace, seconds: float) -> None:
-    env = " ".join(f"{name}={_relative(Path(value))}" for name, value in workspace.env().items())
+    # Absolute: dbt's profile needs an absolute EDUME_WAREHOUSE whatever the working directory.
+    env = " ".join(f"{name}={value}" for name, value in workspace.env().items())
     python = _relative(Path(sys.executable))
     bin_dir = _relative(Path(sys.executable).parent)
     warehouse, query = _relative(workspace.warehouse), _relative(workspace.exports / "query.duckdb")
@@ -352,7 +397,7 @@ def _run(args: argparse.Namespace, started: float) -> None:
         _materialize(workspace)
     with _step(7, "summarise"):
         facts = collect(workspace.warehouse, receiver_metrics)
-        _print_summary(workspace, post_report, receiver_metrics, facts)
+        _print_summary(post_report, receiver_metrics, facts, simulation.truth)
     with _step(8, "write the report"):
         write_report(workspace.warehouse, workspace.report, str(workspace.metrics))
     print("[9/9] where everything is")

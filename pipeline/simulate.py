@@ -99,6 +99,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--secret", help="signature secret (default: the first of EDUME_SIGNATURE_SECRETS)"
     )
     parser.add_argument(
+        "--bearer-token",
+        help="also send 'Authorization: Bearer TOKEN' (default: the first of "
+        "EDUME_BEARER_TOKENS, if any)",
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=8, help="requests in flight with --url (default 8)"
     )
     parser.add_argument(
@@ -182,8 +187,11 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.simulator.post import post_deliveries
 
         try:
+            tokens = load_settings().bearer_tokens
+            token = args.bearer_token or (tokens[0] if tokens else None)
+            label = None if args.quiet else "posting"
             report = post_deliveries(
-                args.url, simulation.deliveries, args.concurrency, None if args.quiet else "posting"
+                args.url, simulation.deliveries, args.concurrency, label, bearer_token=token
             )
         except ValueError as exc:
             print(f"edume-pipeline simulate: {exc}", file=sys.stderr)

@@ -174,6 +174,21 @@ def test_a_receiver_with_another_secret_refuses_every_delivery(tmp_path: Path, s
     assert not list((tmp_path / "landing").glob(SEALED_GLOB + "*"))
 
 
+def test_a_receiver_that_also_wants_a_bearer_token_accepts_it_with_the_signature(
+    tmp_path: Path, small
+) -> None:
+    deliveries = small.deliveries[:40]
+    genuine = sum(d.kind != BAD_SIGNATURE for d in deliveries)
+    with ReceiverProcess(tmp_path / "landing", secrets=[SECRET], tokens=["t0ken"]) as receiver:
+        without = post_deliveries(receiver.webhook_url, deliveries, 2, None)
+        with_token = post_deliveries(
+            receiver.webhook_url, deliveries, 2, None, bearer_token="t0ken"
+        )
+        receiver.stop()
+    assert without.statuses == Counter({401: len(deliveries)})
+    assert with_token.statuses[204] == genuine and with_token.unexpected == []
+
+
 def test_landing_mode_writes_sealed_segments_a_receiver_would_have_written(
     tmp_path: Path, small
 ) -> None:

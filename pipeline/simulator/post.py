@@ -50,7 +50,8 @@ class PostReport:
 class _Sender:
     """One thread's keep-alive connection to the receiver."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, bearer_token: str | None = None) -> None:
+        self.bearer_token = bearer_token
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--url must be an http(s) URL, got {url!r}")
@@ -67,6 +68,7 @@ class _Sender:
             "Content-Type": "application/json",
             "X-Edume-Signature": delivery.signature,
             "User-Agent": "edume-pipeline-simulator",
+            **({"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}),
         }
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -87,6 +89,7 @@ def post_deliveries(
     deliveries: Sequence[Delivery],
     concurrency: int = 8,
     progress_label: str | None = "posting",
+    bearer_token: str | None = None,
 ) -> PostReport:
     """Send every delivery; return once each has an answer. Raises ``ValueError`` for a bad URL.
 
@@ -104,7 +107,7 @@ def post_deliveries(
     started = time.monotonic()
 
     def worker(slot: int) -> None:
-        sender = _Sender(url)
+        sender = _Sender(url, bearer_token)
         try:
             while True:
                 try:

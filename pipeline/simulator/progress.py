@@ -18,8 +18,10 @@ _REDRAW_EVERY_S = 0.1
 class Progress:
     """Counts work done out of ``total``; :meth:`advance` from any thread, :meth:`finish` once."""
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
-        self.label, self.total = label, total
+    def __init__(
+        self, label: str, total: int, stream: TextIO | None = None, show_rate: bool = True
+    ) -> None:
+        self.label, self.total, self.show_rate = label, total, show_rate
         self.stream = stream or sys.stderr
         self.done = 0
         self._interactive = self.stream.isatty()
@@ -54,7 +56,8 @@ class Progress:
         elapsed = max(now - self._started, 1e-9)
         share = self.done / self.total if self.total else 1.0
         filled = round(_WIDTH * share)
+        rate = f" {self.done / elapsed:,.0f}/s" if self.show_rate else ""
         return (
             f"  {self.label} [{'#' * filled}{'.' * (_WIDTH - filled)}] "
-            f"{self.done:,}/{self.total:,} {self.done / elapsed:,.0f}/s {elapsed:.1f}s"
+            f"{self.done:,}/{self.total:,}{rate} {elapsed:.1f}s"
         )
