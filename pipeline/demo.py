@@ -278,7 +278,7 @@ def _print_summary(
     print(f"\n  {'Funnel per course':<34}{columns}")
     for row in facts.funnel.rows:
         rate = row["completion_rate"]
-        title = (row["course_title"] or "")[:28]
+        title = _clip(row["course_title"] or "", 28)
         print(
             f"  {row['course_id']} {title:<28}{row['count_learners_added']:>5}"
             f"{row['count_learners_activated']:>11}{row['count_learners_started']:>9}"
@@ -297,6 +297,10 @@ def _print_summary(
     )
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -313,6 +317,9 @@ def _print_next(workspace: Workspace, seconds: float) -> None:
     env = " ".join(f"{name}={value}" for name, value in workspace.env().items())
     python = _relative(Path(sys.executable))
     bin_dir = _relative(Path(sys.executable).parent)
+    script = Path(sys.executable).parent / "edume-pipeline"
+    cli = f"{bin_dir}/edume-pipeline" if script.exists() else f"{python} -m pipeline.cli"
+    where = "" if Path.cwd() == REPO_ROOT else f" (from {REPO_ROOT})"
     warehouse, query = _relative(workspace.warehouse), _relative(workspace.exports / "query.duckdb")
     print(f"""
 Where everything is
@@ -326,14 +333,14 @@ Where everything is
   simulator's ground truth    {_relative(workspace.truth)}
 
 Next
-  Dagster UI (the demo's run is in its history):
+  Dagster UI (the demo's run is in its history){where}:
     {env} {bin_dir}/dagster dev -w workspace.yaml
   Query the marts (read-only; any time, even while a run holds the warehouse):
     {python} -c "{_duckdb_snippet(query, "from fct_learner_funnel")}"
   Query the warehouse itself (when no run holds it):
     {python} -c "{_duckdb_snippet(warehouse, "from marts.dim_courses")}"
   Rebuild the report:
-    {env} {bin_dir}/edume-pipeline report --metrics {_relative(workspace.metrics)}
+    {env} {cli} report --metrics {_relative(workspace.metrics)}
 
 demo finished in {seconds:.0f}s""")
 
