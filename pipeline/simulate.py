@@ -20,8 +20,8 @@ from pathlib import Path
 import orjson
 
 from pipeline.settings import load_settings
-from pipeline.simulator.deliveries import Delivery, Noise, plan_deliveries
-from pipeline.simulator.generate import Truth, default_end, generate
+from pipeline.simulator.deliveries import Delivery, Noise, plan_deliveries, stream_bodies
+from pipeline.simulator.generate import Truth, default_end, generate, journeys
 
 DEFAULT_LEARNERS = 300
 DEFAULT_SEED = 7
@@ -154,6 +154,24 @@ def _secret(args: argparse.Namespace) -> bytes:
     return b"simulator-secret"  # landing directly: nothing checks the signature
 
 
+def _land(args: argparse.Namespace, noise: Noise) -> int:
+    """``--landing``: stream the journeys into sealed segments, then write the truth."""
+    from pipeline.simulator.post import land_bodies
+
+    truth, batches = journeys(args.learners, args.seed, args.end)
+    lines = land_bodies(args.landing, stream_bodies(batches, noise, args.seed, truth))
+    counts = truth.deliveries
+    print(
+        f"simulated {args.learners} learners (seed {args.seed}): landed {lines} lines "
+        f"({counts['duplicates']} duplicates, {counts['unknown_type']} of an unknown type) in "
+        f"sealed segments under {args.landing}"
+    )
+    if args.truth:
+        write_truth(truth, args.truth)
+        print(f"ground truth: {args.truth}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if not (args.url or args.landing or args.truth):
         print("edume-pipeline simulate: say where to: --url, --landing or --truth", file=sys.stderr)
@@ -165,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
             args.bad_signature_count,
             args.unknown_type_count,
         )
+        if args.landing:
+            return _land(args, noise)
         simulation = build(args.learners, args.seed, _secret(args), noise, args.end)
     except ValueError as exc:
         print(f"edume-pipeline simulate: {exc}", file=sys.stderr)
@@ -178,11 +198,6 @@ def run(args: argparse.Namespace) -> int:
     if args.truth:
         write_truth(simulation.truth, args.truth)
         print(f"ground truth: {args.truth}")
-    if args.landing:
-        from pipeline.simulator.post import land_deliveries
-
-        lines = land_deliveries(args.landing, simulation.deliveries)
-        print(f"landed {lines} lines in sealed segments under {args.landing}")
     if args.url:
         from pipeline.simulator.post import post_deliveries
 

@@ -15,9 +15,9 @@ from pipeline.receiver.landing_format import SEALED_GLOB, parse_line
 from pipeline.receiver.process import ReceiverProcess
 from pipeline.settings import REPO_ROOT
 from pipeline.simulate import build
-from pipeline.simulator.deliveries import BAD_SIGNATURE, DUPLICATE, Noise
-from pipeline.simulator.generate import generate
-from pipeline.simulator.post import land_deliveries, post_deliveries
+from pipeline.simulator.deliveries import BAD_SIGNATURE, DUPLICATE, VALID, Noise, stream_bodies
+from pipeline.simulator.generate import generate, journeys
+from pipeline.simulator.post import land_bodies, land_deliveries, post_deliveries
 
 SECRET = "sim-test-secret"
 
@@ -203,6 +203,23 @@ def test_landing_mode_writes_sealed_segments_a_receiver_would_have_written(
     assert {d.body for d in landed} == {d.body for d in small.deliveries if d.kind != BAD_SIGNATURE}
 
 
+def test_streamed_landing_carries_the_same_events_and_truth_as_the_posted_plan(
+    tmp_path: Path, small
+) -> None:
+    truth, batches = journeys(40, seed=3)
+    lines = land_bodies(tmp_path / "landing", stream_bodies(batches, Noise(), 3, truth))
+    landed = [
+        parse_line(line).body
+        for path in (tmp_path / "landing").glob(SEALED_GLOB)
+        for line in path.read_bytes().splitlines()
+    ]
+    assert lines == len(landed) == truth.deliveries["accepted"]
+    assert len(set(landed)) == truth.deliveries["distinct_accepted"]
+    known = {d.body for d in small.deliveries if d.kind in (VALID, DUPLICATE)}
+    assert {b for b in landed if b"badge.awarded" not in b} == known
+    assert truth.courses == small.truth.courses
+
+
 def test_cli_writes_the_ground_truth_and_says_what_it_simulated(tmp_path: Path) -> None:
     truth_path = tmp_path / "truth.json"
     result = subprocess.run(
@@ -228,7 +245,7 @@ def test_cli_writes_the_ground_truth_and_says_what_it_simulated(tmp_path: Path) 
     )
     truth = json.loads(truth_path.read_text())
     assert truth["learners"] == 25 and truth["seed"] == 4
-    assert f"{truth['deliveries']['sent']} deliveries" in result.stdout
+    assert f"landed {truth['deliveries']['accepted']} lines" in result.stdout
     assert set(truth["courses"]) == {str(c) for c in range(14148, 14159) if c != 14149}
 
 

@@ -13,6 +13,7 @@ a few events of a type this project does not know yet. Pure: no I/O.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -145,6 +146,54 @@ def plan_deliveries(
     if truth is not None:
         truth.deliveries = delivery_counts(deliveries)
     return deliveries
+
+
+def stream_bodies(
+    batches: Iterable[list[Event]], noise: Noise, seed: int, truth: Truth | None = None
+) -> Iterator[bytes]:
+    """The accepted bodies for ``--landing``, streamed in bounded memory.
+
+    Arrival order is generation order (catalogue, then learner by learner), as in a backfill,
+    so ``disorder_fraction`` is not needed; a retried duplicate lands one batch after its
+    original; one unknown-type event joins each early batch until ``unknown_type_count`` are
+    out; forgeries are left out (a receiver lands none). ``truth.deliveries`` is filled in
+    when the stream is exhausted.
+    """
+    rng = random.Random(f"stream-{seed}")
+    counts = dict.fromkeys(
+        (
+            "sent",
+            "accepted",
+            "rejected_bad_signature",
+            "duplicates",
+            "unknown_type",
+            "distinct_accepted",
+        ),
+        0,
+    )
+    retries: list[bytes] = []
+    for batch in batches:
+        unknown = (
+            _unknown_events(batch, 1, rng)
+            if counts["unknown_type"] < noise.unknown_type_count
+            else []
+        )
+        counts["unknown_type"] += len(unknown)
+        later: list[bytes] = []
+        for event in [*batch, *unknown]:
+            body = serialise(event)
+            counts["distinct_accepted"] += 1
+            yield body
+            if rng.random() < noise.duplicate_fraction:
+                later.append(body)
+        yield from retries
+        counts["duplicates"] += len(retries)
+        retries = later
+    yield from retries
+    counts["duplicates"] += len(retries)
+    counts["accepted"] = counts["sent"] = counts["distinct_accepted"] + counts["duplicates"]
+    if truth is not None:
+        truth.deliveries = counts
 
 
 def delivery_counts(deliveries: list[Delivery]) -> dict[str, int]:

@@ -9,6 +9,7 @@ signing, no noise (duplicates, disorder and forgeries are added by ``deliveries.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -488,12 +489,14 @@ def default_end() -> datetime:
     return datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def generate(
+def journeys(
     learners: int, seed: int, end: datetime | None = None, company: Company | None = None
-) -> tuple[list[Event], Truth]:
-    """Every event of ``learners`` learners' journeys, sorted by occurrence, and the truth.
+) -> tuple[Truth, Iterator[list[Event]]]:
+    """The truth, and an iterator of event batches: the catalogue's, then one per learner.
 
-    Raises ``ValueError`` for a negative learner count.
+    The truth is complete once the iterator is exhausted. Batches are in generation order (each
+    sorted by occurrence within itself), so a million events never need to sit in memory at
+    once. Raises ``ValueError`` for a negative learner count.
     """
     if learners < 0:
         raise ValueError(f"the number of learners must be zero or more, got {learners}")
@@ -501,28 +504,50 @@ def generate(
     end = (end or default_end()).astimezone(UTC)
     end_ms = int(end.timestamp() * 1000)
     start_ms = end_ms - CATALOGUE_DAYS * DAY_MS
-    rng = random.Random(seed)
     truth = Truth(seed=seed, learners=learners, end=iso_ms(end_ms))
-    events: list[Event] = []
     for course in company.courses:
-        events += course_events(course, start_ms)
         truth.courses[course.course_id] = _course_truth(course)
-    for learner in _make_learners(rng, company, learners, start_ms, end_ms):
-        own: list[Event] = []
-        added_to: list[CourseTruth] = []
-        for course in company.courses:
-            course_truth = truth.courses[course.course_id]
-            in_course = _learner_in_course(rng, course, learner, start_ms, end_ms, course_truth)
-            own += in_course
-            if in_course:
-                added_to.append(course_truth)
-        activated = any(e.body["type"] == "learner.activated" for e in own)
-        for course_truth in added_to:
-            course_truth.learners_added += 1
-            course_truth.learners_activated += activated
-        own += _standalone_surveys(rng, company, learner, end_ms, truth)
-        truth.learners_seen += bool(own)
-        truth.learners_never_activated += bool(own) and learner.activated_ms is None
-        events += own
+
+    def batches() -> Iterator[list[Event]]:
+        rng = random.Random(seed)
+        yield [event for course in company.courses for event in course_events(course, start_ms)]
+        for learner in _make_learners(rng, company, learners, start_ms, end_ms):
+            own = _one_learner(rng, company, learner, start_ms, end_ms, truth)
+            own.sort(key=lambda e: e.at_ms)
+            yield own
+
+    return truth, batches()
+
+
+def _one_learner(
+    rng: random.Random, company: Company, learner: Learner, start_ms: int, end_ms: int, truth: Truth
+) -> list[Event]:
+    own: list[Event] = []
+    added_to: list[CourseTruth] = []
+    for course in company.courses:
+        course_truth = truth.courses[course.course_id]
+        in_course = _learner_in_course(rng, course, learner, start_ms, end_ms, course_truth)
+        own += in_course
+        if in_course:
+            added_to.append(course_truth)
+    activated = any(e.body["type"] == "learner.activated" for e in own)
+    for course_truth in added_to:
+        course_truth.learners_added += 1
+        course_truth.learners_activated += activated
+    own += _standalone_surveys(rng, company, learner, end_ms, truth)
+    truth.learners_seen += bool(own)
+    truth.learners_never_activated += bool(own) and learner.activated_ms is None
+    return own
+
+
+def generate(
+    learners: int, seed: int, end: datetime | None = None, company: Company | None = None
+) -> tuple[list[Event], Truth]:
+    """Every event of ``learners`` learners' journeys, sorted by occurrence, and the truth.
+
+    Raises ``ValueError`` for a negative learner count.
+    """
+    truth, batches = journeys(learners, seed, end, company)
+    events = [event for batch in batches for event in batch]
     events.sort(key=lambda e: e.at_ms)  # stable: ties keep their causal order
     return events, truth

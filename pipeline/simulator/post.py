@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,11 +145,19 @@ def land_deliveries(
     """Write the deliveries a receiver would accept as sealed segments; return how many lines.
 
     Forged deliveries are skipped (a receiver answers them 401 and lands nothing); duplicates are
-    landed twice, as a receiver would. Lines are recorded as HMAC-verified over the raw bytes.
+    landed twice, as a receiver would.
     """
+    return land_bodies(
+        landing_dir, (d.body for d in deliveries if d.should_be_accepted), received_at
+    )
+
+
+def land_bodies(
+    landing_dir: Path, bodies: Iterable[bytes], received_at: datetime | None = None
+) -> int:
+    """Land each body as one line (streamed, bounded memory), recorded as HMAC-verified over
+    the raw bytes, as the receiver records eduMe's deliveries; return how many lines."""
     moment = received_at or datetime.now(UTC)
     auth = Authentication("hmac", "raw", 0, None)
     with LandingWriter(landing_dir) as writer:
-        return writer.write_all(
-            format_line(d.body, auth, moment) for d in deliveries if d.should_be_accepted
-        )
+        return writer.write_all(format_line(body, auth, moment) for body in bodies)
