@@ -38,6 +38,11 @@ from pipeline.receiver.wrk import WrkResult, run_wrk, signed_pool, write_script 
 SECRET = "bench-secret-not-for-production"
 
 
+def _no_proxy() -> urllib.request.OpenerDirector:
+    """An opener that ignores http_proxy: loopback is never reached through a proxy."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class BareApp:
     """The baseline: same server, body read, 204, nothing else."""
 
@@ -81,7 +86,7 @@ class BareProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         for _ in range(200):
             try:
-                urllib.request.urlopen(f"{self.url}/healthz", timeout=1).close()
+                _no_proxy().open(f"{self.url}/healthz", timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -93,7 +98,7 @@ class BareProcess:
 
 
 def _metrics(url: str) -> dict[str, float]:
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    text = _no_proxy().open(f"{url}/metrics", timeout=5).read().decode()
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -141,9 +146,10 @@ def throughput(args: argparse.Namespace, work: Path) -> int:
     finally:
         bare.stop()
         receiver.stop()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}; load average {load} (other jobs skew figures)"
     )
     print(
         f"wrk: {args.connections} connections, {args.threads} threads, {args.seconds}s x "

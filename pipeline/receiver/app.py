@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 
 from pipeline.receiver.landing import (
-    DEFAULT_LANES,
     DEFAULT_MAX_SEGMENT_AGE_S,
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
@@ -59,7 +58,7 @@ class ReceiverConfig:
     retry_after_s: int = 30
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
     max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S
-    landing_lanes: int = DEFAULT_LANES
+    landing_lanes: int = 4
 
 
 @dataclass
@@ -322,8 +321,7 @@ class ReceiverApp:
             "edume_receiver_deliveries_rejected_total",
             "counter",
             "Requests refused for client input, by reason (401, 400, 413, 415, 408, 404, 405).",
-            [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.counters.rejected.items())]
-            or [('{reason="none"}', 0)],
+            [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.counters.rejected.items())],
         )
         metric(
             "edume_receiver_deliveries_deferred_total",

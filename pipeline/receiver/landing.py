@@ -5,8 +5,8 @@ Callers hand a :class:`LandingWriter` finished lines
 has queued up since its last round, appends it to its open segment with one ``write``,
 ``fdatasync``s it, and only then resolves every waiting future: many concurrent requests share
 one fsync (group commit), and a future resolves only once the fsync covering its line has
-returned. A few lanes (``lanes``, default 4) each own their segments, so one lane's flush overlaps
-the next lane's round instead of queueing behind it.
+returned. With several lanes (``lanes``; the server uses 4) each owns its segments, so one
+lane's flush overlaps the next lane's round instead of queueing behind it.
 
 Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` while appended to and
 are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_segment_bytes``, when
@@ -16,10 +16,9 @@ own ``received_at`` date. Segment ids carry host, pid and a random token, so sev
 holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
 writer's segment from one a crashed process left behind.
 
-Usable outside the server (the simulator and tests land files through it); for a deterministic
-file layout there, pass ``lanes=1``::
+Usable outside the server (the simulator and tests land files through it)::
 
-    with LandingWriter(Path("landing"), lanes=1) as writer:
+    with LandingWriter(Path("landing")) as writer:
         writer.write_all(format_line(body, auth, now) for body in bodies)  # returns once durable
         future = writer.append(line)   # concurrent.futures.Future, resolved after the fsync
         future.result()
@@ -61,7 +60,7 @@ from pipeline.receiver.landing_format import (
 
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
-DEFAULT_LANES = 4
+DEFAULT_LANES = 1  # the server asks for more (serve --landing-lanes)
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
 _LINE_PREFIX = b'{"received_at":"'  # format_line writes received_at first, so the date is here
@@ -444,10 +443,19 @@ def recover(landing_dir: Path) -> RecoveryReport:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer owns it
+            if not _still_named(path, fd):
+                continue  # another starting receiver recovered it while we waited
             _recover_segment(landing_dir, path, fd, report)
         finally:
             os.close(fd)
     return report
+
+
+def _still_named(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _recover_segment(landing_dir: Path, path: Path, fd: int, report: RecoveryReport) -> None:

@@ -26,6 +26,11 @@ from pathlib import Path
 from pipeline.settings import REPO_ROOT
 
 
+def _no_proxy() -> urllib.request.OpenerDirector:
+    """An opener that ignores http_proxy: loopback is never reached through a proxy."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class ReceiverStartError(RuntimeError):
     """The receiver exited or did not answer ``/healthz`` in time; the message has its log."""
 
@@ -124,7 +129,7 @@ class ReceiverProcess:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                with _no_proxy().open(f"{self.url}/healthz", timeout=1) as response:
                     if response.status == 200:
                         return True
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.receiver.landing import LandingWriter, line_partition, recover
+from pipeline.receiver.landing import LandingWriter, _still_named, line_partition, recover
 from pipeline.receiver.landing_format import (
     OPEN_SUFFIX,
     REJECTS_DIR,
@@ -163,3 +163,17 @@ def test_recovery_leaves_a_segment_a_live_writer_holds_alone(tmp_path: Path) -> 
         assert not list(tmp_path.glob(SEALED_GLOB))
     finally:
         os.close(fd)
+
+
+def test_recovery_skips_a_segment_another_process_recovered_meanwhile(tmp_path: Path) -> None:
+    # Two receivers starting together over one landing: the loser of the lock race must find the
+    # segment already sealed under its new name and leave it alone, not fail or seal it twice.
+    path = _leftover(tmp_path, _line(1))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        recover(tmp_path)  # the winner
+        assert not path.exists()
+        assert not _still_named(path, fd)
+    finally:
+        os.close(fd)
+    assert len(_sealed_lines(tmp_path)) == 1
