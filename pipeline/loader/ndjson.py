@@ -142,17 +142,19 @@ def file_sha256(path: Path) -> str:
 class Fingerprint:
     sha256: str
     is_utf8: bool
+    lines: int  # as the loader splits them: on newlines, the final newline ending the last line
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """Checksum and UTF-8 validity of a segment, from one read of it."""
+    """Checksum, UTF-8 validity and line count of a segment, from one read of it."""
     data = path.read_bytes()
     checksum = hashlib.sha256(data).hexdigest()
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return Fingerprint(checksum, False)
-    return Fingerprint(checksum, True)
+        return Fingerprint(checksum, False, lines)
+    return Fingerprint(checksum, True, lines)
 
 
 def load_landing(
@@ -304,9 +306,8 @@ def _lines_sql(
 
 
 # One pass over the lines: one JSON parse of the envelope, one of the body (type and timestamp,
-# and its validity). The error column holds the first failed check; good rows keep no line text.
+# and its validity). The error column holds the first failed check; good rows carry no line text.
 _PARSE_SQL = """
-create or replace temp table _parsed as
 with lines as ({lines}),
 fields as (
     select *,
@@ -371,13 +372,15 @@ _INSERT_EVENTS_SQL = """
 insert into raw.edume_events
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
     event_type, event_timestamp, body, segment, line_number, $loaded_at
-from _parsed where error is null
+from ({parsed}) where error is null
 """
 
 _INSERT_REJECTS_SQL = """
 insert into raw.edume_rejected_lines
-select segment, line_number, error, line, $loaded_at from _parsed where error is not null
+select segment, line_number, error, line, $loaded_at from ({parsed}) where error is not null
 """
+
+_INSERT_MANIFEST_SQL = "insert into raw.edume_loaded_segments values (?, ?, ?, ?, ?, ?, ?)"
 
 
 def _parse_sql(lines_sql: str) -> str:
@@ -390,6 +393,19 @@ def _parse_sql(lines_sql: str) -> str:
     )
 
 
+def _counts(
+    con: duckdb.DuckDBPyConnection, table: str, loaded_at: object, names: list[str]
+) -> dict[str, int]:
+    """Rows per segment that this batch (``loaded_at``, segments ``names``) put in ``table``."""
+    return dict(
+        con.execute(
+            f"select segment, count(*) from {table} "
+            "where loaded_at = $loaded_at and segment in (select unnest($names)) group by segment",
+            {"loaded_at": loaded_at, "names": names},
+        ).fetchall()
+    )
+
+
 def _load_batch(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -398,15 +414,20 @@ def _load_batch(
 ) -> LoadResult:
     """Load one batch of new segments and their manifest rows in one transaction.
 
-    ``prints`` are being computed meanwhile; DuckDB assumes UTF-8 first and, when a segment is not,
-    the batch restarts with those segments split in Python.
+    One pass inserts the good lines. Only segments whose loaded rows fall short of their line
+    count (counted while hashing) are parsed again for their rejects. ``prints`` are computed
+    meanwhile; DuckDB assumes UTF-8 and, when a segment is not, the batch restarts with those
+    segments split in Python.
     """
     corrupt: set[str] = set()
     while True:
         con.execute("begin transaction")
         try:
             loaded_at = con.execute("select now()::timestamp").fetchone()[0]
-            con.execute(_parse_sql(_lines_sql(con, landing_dir, batch, corrupt)))
+            lines_sql = _lines_sql(con, landing_dir, batch, corrupt)
+            con.execute(
+                _INSERT_EVENTS_SQL.format(parsed=_parse_sql(lines_sql)), {"loaded_at": loaded_at}
+            )
             break
         except duckdb.InvalidInputException as exc:
             con.execute("rollback")
@@ -419,39 +440,40 @@ def _load_batch(
             con.execute("rollback")
             raise
     try:
-        con.execute(_INSERT_EVENTS_SQL, {"loaded_at": loaded_at})
-        con.execute(_INSERT_REJECTS_SQL, {"loaded_at": loaded_at})
-        counts = {
-            name: (good, bad)
-            for name, good, bad in con.execute(
-                "select segment, count(*) filter (error is null),"
-                " count(*) filter (error is not null) from _parsed group by segment"
-            ).fetchall()
-        }
+        names = [s.name for s in batch]
+        good = _counts(con, "raw.edume_events", loaded_at, names)
+        short = [
+            s for s, p in zip(batch, prints, strict=True) if good.get(s.name, 0) < p.result().lines
+        ]
+        bad: dict[str, int] = {}
+        if short:
+            rejects_sql = _parse_sql(_lines_sql(con, landing_dir, short, corrupt))
+            con.execute(_INSERT_REJECTS_SQL.format(parsed=rejects_sql), {"loaded_at": loaded_at})
+            bad = _counts(con, "raw.edume_rejected_lines", loaded_at, [s.name for s in short])
         manifest_rows = [
             (
                 s.name,
                 s.size_bytes,
                 p.result().sha256,
                 s.mtime_ns,
-                *counts.get(s.name, (0, 0)),
+                good.get(s.name, 0),
+                bad.get(s.name, 0),
                 loaded_at,
             )
             for s, p in zip(batch, prints, strict=True)
         ]
-        con.executemany(
-            "insert into raw.edume_loaded_segments values (?, ?, ?, ?, ?, ?, ?)", manifest_rows
-        )
-        con.execute("drop table _parsed")
+        con.executemany(_INSERT_MANIFEST_SQL, manifest_rows)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    good = sum(row[4] for row in manifest_rows)
-    bad = sum(row[5] for row in manifest_rows)
-    if bad:
-        log.warning("%d line(s) rejected into raw.edume_rejected_lines", bad)
-    return LoadResult(segments_loaded=len(batch), rows_loaded=good, rows_rejected=bad)
+    rows_loaded = sum(good.values())
+    rows_rejected = sum(bad.values())
+    if rows_rejected:
+        log.warning("%d line(s) rejected into raw.edume_rejected_lines", rows_rejected)
+    return LoadResult(
+        segments_loaded=len(batch), rows_loaded=rows_loaded, rows_rejected=rows_rejected
+    )
 
 
 def main() -> None:

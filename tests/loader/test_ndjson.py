@@ -193,7 +193,7 @@ def test_a_failed_batch_commits_neither_rows_nor_manifest(
     landing: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_backlog(landing, events=10, per_segment=5)
-    monkeypatch.setattr(ndjson, "_INSERT_REJECTS_SQL", "select no_such_column from _parsed")
+    monkeypatch.setattr(ndjson, "_INSERT_MANIFEST_SQL", "insert into no_such_table values (?)")
 
     with pytest.raises(duckdb.Error):
         load_landing(landing, warehouse)
