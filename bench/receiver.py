@@ -118,7 +118,10 @@ def throughput(args: argparse.Namespace, work: Path) -> int:
     bare = BareProcess()
     landing = Path(tempfile.mkdtemp(dir=args.landing_parent)) if args.landing_parent else work
     receiver = ReceiverProcess(
-        landing / "landing", secrets=[SECRET], log_path=work / "receiver.log"
+        landing / "landing",
+        secrets=[SECRET],
+        log_path=work / "receiver.log",
+        args=["--landing-lanes", str(args.lanes)],
     )
     results: dict[str, list[WrkResult]] = {"bare": [], "receiver": []}
     try:
@@ -201,7 +204,10 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     )
     landing = work / "soak-landing"
     receiver = ReceiverProcess(
-        landing, secrets=[SECRET], log_path=work / "soak.log", args=["--segment-max-age", "10"]
+        landing,
+        secrets=[SECRET],
+        log_path=work / "soak.log",
+        args=["--segment-max-age", "10", "--landing-lanes", str(args.lanes)],
     )
     samples: list[tuple[float, int, int]] = []
     stop = threading.Event()
@@ -271,6 +277,7 @@ def main() -> int:
         help="put the landing under this dir (default: the temp dir's disk); "
         "e.g. /dev/shm to measure the software alone, without the disk's fsync",
     )
+    parser.add_argument("--lanes", type=int, default=4, help="serve --landing-lanes")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edume-bench-receiver-") as tmp:
