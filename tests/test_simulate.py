@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -187,6 +188,16 @@ def test_a_receiver_that_also_wants_a_bearer_token_accepts_it_with_the_signature
         receiver.stop()
     assert without.statuses == Counter({401: len(deliveries)})
     assert with_token.statuses[204] == genuine and with_token.unexpected == []
+
+
+def test_posting_to_a_receiver_that_is_down_gives_up_and_says_so(small) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = post_deliveries(f"http://127.0.0.1:{port}/webhooks/edume", small.deliveries, 4, None)
+    assert report.accepted == 0
+    assert report.statuses[0] == len(small.deliveries)
+    assert "stopped answering" in report.unexpected[0]
 
 
 def test_landing_mode_writes_sealed_segments_a_receiver_would_have_written(

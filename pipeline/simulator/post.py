@@ -93,7 +93,10 @@ def post_deliveries(
 ) -> PostReport:
     """Send every delivery; return once each has an answer. Raises ``ValueError`` for a bad URL.
 
-    A delivery is "unexpected" when a valid one is not accepted (2xx) or a forged one is.
+    A delivery is "unexpected" when a valid one is not accepted (2xx) or a forged one is. Once
+    one delivery has gone unanswered through every retry the receiver is taken to be down: the
+    rest are not sent (status 0, "not sent") so a dead receiver fails fast instead of retrying
+    every delivery for minutes.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -105,17 +108,20 @@ def post_deliveries(
     retries = [0] * concurrency
     progress = Progress(progress_label, len(deliveries)) if progress_label else None
     started = time.monotonic()
+    receiver_down = threading.Event()
 
     def worker(slot: int) -> None:
         sender = _Sender(url, bearer_token)
         try:
-            while True:
+            while not receiver_down.is_set():
                 try:
                     index = work.get_nowait()
                 except queue.Empty:
                     return
                 statuses[index], retried = sender.send(deliveries[index])
                 retries[slot] += retried
+                if statuses[index] == 0:
+                    receiver_down.set()
                 if progress:
                     progress.advance()
         finally:
@@ -132,6 +138,10 @@ def post_deliveries(
     if progress:
         progress.finish()
     report = PostReport(Counter(statuses), retries=sum(retries), seconds=time.monotonic() - started)
+    if receiver_down.is_set():
+        report.unexpected.append(
+            f"{url} stopped answering: {statuses.count(0)} deliveries unanswered or not sent"
+        )
     for index, (delivery, status) in enumerate(zip(deliveries, statuses, strict=True)):
         if (200 <= status < 300) != delivery.should_be_accepted:
             answer = status or "no answer"
