@@ -108,7 +108,8 @@ def _modules(
 def default_company() -> Company:
     """The embedded default: a logistics company with a UK and a Spanish group.
 
-    Mandatory courses (see the dbt seed ``mandatory_courses.csv``): 14150 and 14155.
+    The dbt seed ``mandatory_courses.csv`` names 14148 (the sample course) as mandatory; 14150
+    (health & safety) and 14155 (its Spanish counterpart) are natural candidates to add.
     """
     uk, spain = 1297, 1298
     teams = (
