@@ -277,7 +277,7 @@ def main() -> int:
         help="put the landing under this dir (default: the temp dir's disk); "
         "e.g. /dev/shm to measure the software alone, without the disk's fsync",
     )
-    parser.add_argument("--lanes", type=int, default=4, help="serve --landing-lanes")
+    parser.add_argument("--lanes", type=int, default=8, help="serve --landing-lanes")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edume-bench-receiver-") as tmp:

@@ -58,7 +58,7 @@ class ReceiverConfig:
     retry_after_s: int = 30
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
     max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S
-    landing_lanes: int = 4
+    landing_lanes: int = 8
 
 
 @dataclass

@@ -5,7 +5,7 @@ Callers hand a :class:`LandingWriter` finished lines
 has queued up since its last round, appends it to its open segment with one ``write``,
 ``fdatasync``s it, and only then resolves every waiting future: many concurrent requests share
 one fsync (group commit), and a future resolves only once the fsync covering its line has
-returned. With several lanes (``lanes``; the server uses 4) each owns its segments, so one
+returned. With several lanes (``lanes``; the server uses 8) each owns its segments, so one
 lane's flush overlaps the next lane's round instead of queueing behind it.
 
 Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` while appended to and
@@ -60,7 +60,7 @@ from pipeline.receiver.landing_format import (
 
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
-DEFAULT_LANES = 1  # the server asks for more (serve --landing-lanes)
+DEFAULT_LANES = 1  # the server asks for 8 (serve --landing-lanes)
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
 _LINE_PREFIX = b'{"received_at":"'  # format_line writes received_at first, so the date is here
@@ -170,7 +170,8 @@ class LandingWriter:
         self._writer_tag = f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()  # guards stats, the closed flag and segment naming
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
+        self._loop_batches: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._closed = False
         self._threads = [
             threading.Thread(target=_Lane(self).run, name=f"landing-lane-{n}", daemon=True)
@@ -186,14 +187,26 @@ class LandingWriter:
         :class:`LandingUnavailable`. Raises ``ValueError`` for a malformed line and
         ``RuntimeError`` after :meth:`close`."""
         future: Future[None] = Future()
-        self._submit(_Pending(line_partition(line), line, 1, future=future))
+        self._submit([_Pending(line_partition(line), line, 1, future=future)])
         return future
 
     def append_async(self, line: bytes) -> asyncio.Future[None]:
         """Like :meth:`append`, from a running event loop: the returned asyncio future resolves
-        once the line is fsynced. A whole round's waiters are woken with one loop wake-up."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._submit(_Pending(line_partition(line), line, 1, waiter=waiter))
+        once the line is fsynced (or fails with :class:`LandingUnavailable`).
+
+        Lines appended during one pass of the loop reach the lanes as one batch (one thread
+        wake-up, not one per request), and a round's waiters are woken with one loop wake-up.
+        """
+        if self._closed:
+            raise RuntimeError("the landing writer is closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        pending = _Pending(line_partition(line), line, 1, waiter=waiter)
+        batch = self._loop_batches.get(loop)
+        if batch is None:
+            batch = self._loop_batches[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        batch.append(pending)
         return waiter
 
     def write_all(self, lines: Iterable[bytes]) -> int:
@@ -208,7 +221,7 @@ class LandingWriter:
             batch = chunks.pop(partition)
             sizes.pop(partition)
             future: Future[None] = Future()
-            self._submit(_Pending(partition, b"".join(batch), len(batch), future=future))
+            self._submit([_Pending(partition, b"".join(batch), len(batch), future=future)])
             futures.append(future)
 
         for line in lines:
@@ -245,11 +258,18 @@ class LandingWriter:
 
     # --- shared by the lanes ----------------------------------------------------------------
 
-    def _submit(self, pending: _Pending) -> None:
+    def _submit(self, batch: list[_Pending]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the landing writer is closed")
-            self._queue.put(pending)
+            self._queue.put(batch)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._loop_batches.pop(loop)
+        try:
+            self._submit(batch)
+        except RuntimeError:  # closed meanwhile
+            _wake([p.waiter for p in batch if p.waiter], LandingUnavailable(0, "writer closed"))
 
     def _next_segment_id(self) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -309,9 +329,9 @@ class _Lane:
                 if item is _STOP:
                     stopping = True
                     break
-                assert isinstance(item, _Pending)
-                round_.append(item)
-                size += len(item.data)
+                assert isinstance(item, list)
+                round_.extend(item)
+                size += sum(len(pending.data) for pending in item)
                 if size >= _MAX_ROUND_BYTES:
                     break
                 try:

@@ -40,8 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument(
         "--landing-lanes",
         type=int,
-        default=4,
-        help="writer threads whose fsyncs overlap (default 4)",
+        default=8,
+        help="writer threads whose fsyncs overlap (default 8)",
     )
     tuning.add_argument(
         "--body-timeout",
