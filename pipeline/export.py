@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.loader.handoff import spark_dir
+from pipeline.spark_marts import connect_spark_marts
 from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -106,15 +108,24 @@ def write_query_file(export_dir: Path, parquet_files: list[Path]) -> Path:
     return final
 
 
-def export_marts(warehouse: Path, export_dir: Path) -> ExportResult:
-    """Export every mart of ``warehouse`` to ``export_dir``; see the module docstring."""
+def _marts_source(warehouse: Path, engine: str) -> duckdb.DuckDBPyConnection:
+    """Where ``engine``'s dbt target built the marts: the DuckDB file, or Spark's parquet tables
+    (``pipeline/spark_marts.py``) in the Spark directory beside it."""
+    if engine == "spark":
+        return connect_spark_marts(spark_dir(warehouse) / "warehouse")
+    return duckdb.connect(str(warehouse), read_only=True)
+
+
+def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> ExportResult:
+    """Export every mart ``engine`` built for ``warehouse`` to ``export_dir``; see the module
+    docstring."""
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     rows: dict[str, int] = {}
     with (
         warehouse_lock(warehouse, on_wait=log.warning),
-        duckdb.connect(str(warehouse), read_only=True) as con,
+        _marts_source(warehouse, engine) as con,
     ):
         con.execute("set TimeZone = 'UTC'")  # naive warehouse timestamps are UTC
         for mart in list_marts(con):

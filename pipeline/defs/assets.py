@@ -98,7 +98,7 @@ def build_export_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     def exported_marts(
         context: dg.AssetExecutionContext, paths: EdumePaths
     ) -> dg.MaterializeResult:
-        result = export_marts(paths.warehouse_path, paths.export_path)
+        result = export_marts(paths.warehouse_path, paths.export_path, paths.engine)
         context.log.info(f"exported {len(result.parquet_files)} mart(s) to {paths.export_dir}")
         return dg.MaterializeResult(
             metadata={
