@@ -1,9 +1,11 @@
 """The thin ASGI adapter: read the bytes, verify them, land them, map every outcome to a status.
 
 Routes: ``POST /webhooks/edume``, ``GET /healthz``, ``GET /metrics`` (Prometheus text).
-For a delivery, in this order: 413 when ``Content-Length`` or the bytes read so far exceed the
-limit (the body is never buffered beyond it), 415 for a non-JSON content type, 408 when the body
-does not arrive within the read deadline, 401 when authentication fails (``signature.verify`` on
+For a delivery, in this order: 415 for a non-JSON content type; 413 when the body exceeds the
+limit (counted while reading, so never more than the limit is held; the excess is read and
+dropped, up to an allowance, so the client sees the 413 before the connection closes; a declared
+length beyond that allowance is refused at once); 408 when the body does not arrive within the
+read deadline; 401 when authentication fails (``signature.verify`` on
 the raw bytes, before any parsing), 400 when the verified body is not a JSON object, then the line
 is appended and the answer waits for the fsync that covers it: 204, or 503 with ``Retry-After`` if
 the landing cannot be written. Unauthenticated bodies are never stored. Every rejection is counted
