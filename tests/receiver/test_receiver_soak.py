@@ -62,5 +62,8 @@ def test_fixed_rate_soak_keeps_memory_and_descriptors_flat_and_lands_every_204(
     early_rss = statistics.median(rss for rss, _ in samples[:third])
     late_rss = statistics.median(rss for rss, _ in samples[-third:])
     assert late_rss - early_rss < 16 * 1024, (early_rss, late_rss)
-    fds = [fd for _, fd in samples]
-    assert max(fds) - min(fds) <= 8, fds
+    # Descriptors: the wrk connections plus one open segment per busy lane (8) come and go;
+    # a leak would grow with the number of requests, so compare the two ends of the run.
+    early_fds = statistics.median(fd for _, fd in samples[:third])
+    late_fds = statistics.median(fd for _, fd in samples[-third:])
+    assert late_fds - early_fds <= 4, [fd for _, fd in samples]
