@@ -1,0 +1,166 @@
+"""``edume-pipeline materialize`` end to end, with a real dbt build on a copy of the project.
+
+The tests share one module-scoped pipeline (landing, warehouse, exports, dbt project copy) and two
+runs: a good one, then one with a broken model while readers query the exports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.loader.synthetic import write_backlog
+from pipeline.settings import DBT_PROJECT_DIR, REPO_ROOT
+
+
+@dataclass
+class Pipeline:
+    root: Path
+    landing: Path
+    warehouse: Path
+    exports: Path
+    dbt_project: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+        env.update(
+            EDUME_LANDING_DIR=str(self.landing),
+            EDUME_WAREHOUSE=str(self.warehouse),
+            EDUME_EXPORT_DIR=str(self.exports),
+            EDUME_ENGINE="duckdb",
+        )
+        return env
+
+    def command(self) -> list[str]:
+        cli = [sys.executable, "-m", "pipeline.cli", "materialize"]
+        return [*cli, "--dbt-project-dir", str(self.dbt_project)]
+
+    def materialize(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(),
+            cwd=REPO_ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def start(self, log: Path) -> subprocess.Popen[bytes]:
+        """Start a run in the background, its output to ``log`` (a pipe could fill and block it)."""
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                self.command(), cwd=REPO_ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def export_snapshot(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(self.exports.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    root = tmp_path_factory.mktemp("materialize")
+    project = root / "dbt_project"
+    shutil.copytree(
+        DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
+    )
+    made = Pipeline(root, root / "landing", root / "edume.duckdb", root / "exports", project)
+    write_backlog(made.landing, events=600, per_segment=200)
+    return made
+
+
+@pytest.fixture(scope="module")
+def first_run(pipeline: Pipeline) -> subprocess.CompletedProcess[str]:
+    return pipeline.materialize()
+
+
+def test_materialize_loads_builds_and_exports_every_mart(
+    pipeline: Pipeline, first_run: subprocess.CompletedProcess[str]
+) -> None:
+    assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
+    assert "materialize: OK" in first_run.stdout
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        marts = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+        loaded = con.execute("select count(*) from raw.edume_events").fetchone()[0]
+    assert loaded == 600
+    assert marts
+    assert {p.stem for p in pipeline.exports.glob("*.parquet")} == marts
+
+
+@dataclass
+class WatchedRun:
+    """A materialize run with a broken dbt model, and what readers saw while it ran."""
+
+    returncode: int
+    output: str
+    answers: int
+    exports_before: dict[str, bytes]
+    exports_after: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def broken_run(pipeline: Pipeline, first_run: subprocess.CompletedProcess[str]) -> WatchedRun:
+    """After the good first run: new events, a model that fails, and readers polling meanwhile."""
+    before = pipeline.export_snapshot()
+    write_backlog(pipeline.landing, events=100, per_segment=100, first_index=600, prefix="late")
+    (pipeline.dbt_project / "models" / "marts" / "fct_broken.sql").write_text(
+        "select cast('not a number' as integer) as broken_id\n"
+    )
+    log = pipeline.root / "broken-run.log"
+    run = pipeline.start(log)
+    deadline = time.monotonic() + 240
+    answers = 0
+    try:
+        while run.poll() is None and time.monotonic() < deadline:
+            read_every_export(pipeline.exports)
+            answers += 1
+            time.sleep(0.25)  # poll like a dashboard refresh, leaving the cores to the run
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait()
+    return WatchedRun(run.returncode, log.read_text(), answers, before, pipeline.export_snapshot())
+
+
+def read_every_export(exports: Path) -> None:
+    """What an analyst does: query every view of query.duckdb, and every parquet file directly."""
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        views = con.execute("select view_name from duckdb_views() where not internal").fetchall()
+        for (view,) in views:
+            con.execute(f'select count(*) from "{view}"').fetchone()
+    with duckdb.connect() as con:
+        for path in exports.glob("*.parquet"):
+            con.execute(f"select count(*) from read_parquet('{path}')").fetchone()
+
+
+def test_readers_answer_without_lock_errors_while_materialize_runs(broken_run: WatchedRun) -> None:
+    # read_every_export raises (and fails the fixture) on any lock error.
+    assert broken_run.answers >= 20
+
+
+def test_failing_dbt_build_exits_non_zero_and_names_the_failure(broken_run: WatchedRun) -> None:
+    assert broken_run.returncode != 0
+    assert "FAILED step edume_dbt_models" in broken_run.output
+
+
+def test_failing_dbt_build_keeps_the_last_good_exports(broken_run: WatchedRun) -> None:
+    assert broken_run.exports_after == broken_run.exports_before
+
+
+def test_failing_dbt_build_still_loads_the_raw_events(
+    pipeline: Pipeline, broken_run: WatchedRun
+) -> None:
+    with duckdb.connect(str(pipeline.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from raw.edume_events").fetchone()[0] == 700
