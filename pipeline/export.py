@@ -84,11 +84,15 @@ def _write_parquet(con: duckdb.DuckDBPyConnection, mart: str, export_dir: Path) 
     final = export_dir / f"{mart}.parquet"
     aside = export_dir / f".{mart}.parquet.{os.getpid()}.tmp"
     escaped = str(aside).replace("'", "''")
-    con.execute(
-        f"copy ({bi_select(columns, relation)}) to '{escaped}' (format parquet, compression zstd)"
-    )
-    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
-    os.replace(aside, final)
+    try:
+        con.execute(
+            f"copy ({bi_select(columns, relation)}) to '{escaped}' "
+            "(format parquet, compression zstd)"
+        )
+        rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+        os.replace(aside, final)
+    finally:
+        aside.unlink(missing_ok=True)  # only left behind when the copy failed
     return final, rows
 
 
