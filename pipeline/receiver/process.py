@@ -31,6 +31,12 @@ def _no_proxy() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def _temporary_log() -> Path:
+    fd, name = tempfile.mkstemp(prefix="edume-receiver-", suffix=".log")
+    os.close(fd)
+    return Path(name)
+
+
 class ReceiverStartError(RuntimeError):
     """The receiver exited or did not answer ``/healthz`` in time; the message has its log."""
 
@@ -58,11 +64,7 @@ class ReceiverProcess:
         preexec_fn: object = None,
     ) -> None:
         self.landing_dir = Path(landing_dir)
-        self.log_path = (
-            Path(log_path)
-            if log_path
-            else Path(tempfile.mkstemp(prefix="edume-receiver-", suffix=".log")[1])
-        )
+        self.log_path = Path(log_path) if log_path else _temporary_log()
         child_env = dict(os.environ if env is None else env)
         child_env.update(
             EDUME_LANDING_DIR=str(self.landing_dir),
