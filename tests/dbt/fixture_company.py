@@ -1,24 +1,24 @@
 """A small eduMe customer whose marts are computed by hand in test_dbt_fixture_company.py.
 
 Courses (group 1297; teams 3493 Ops, 3494 Sales, 3495 Drivers):
-- 14148, mandatory (seed: due within 30 days): added as "Reboarding v1" on Jan 1, renamed to
-  "Reboarding v2" on Jan 2 and to "Reboarding your workforce" on Jan 3 (the two renames ARRIVE in
-  the opposite order), team 3493 assigned Jan 4, 3494 assigned Jan 5, published Jan 6, 3494
-  removed Jan 10 (that removal arrives before the Jan 5 assignment). Modules 15010, 15011;
-  activities 8558 lesson, 2642 survey, 6743 assessment.
+- 14150, mandatory (seed: due within 30 days): added as "Reboarding v1" on Jan 1, renamed to
+  "Reboarding v2" on Jan 2 and to "Reboarding your workforce" on Jan 3 (the Jan 2 rename
+  ARRIVES last of all the course's events), team 3493 assigned Jan 4, 3494 assigned Jan 5,
+  published Jan 6, 3494 removed Jan 10 (that removal arrives before the Jan 5 assignment).
+  Modules 15010, 15011; activities 8558 lesson, 2642 survey, 6743 assessment.
 - 14147: added, assigned to 3493, published, then deleted on Jan 5.
 - 200: added (draft) with team 3495.
 - 300: never announced; only learner 90213's events mention it ("Ghost course").
 
 Learners:
-- 90211 Ada (team 3493): added, activated, completes 14148 on Jan 8 (assessment score 85),
+- 90211 Ada (team 3493): added, activated, completes 14150 on Jan 8 (assessment score 85),
   then a standalone survey on Jan 9. One of her events is delivered three times.
-- 90212 Bo (team 3494, later removed from 14148): starts lesson 8558 on Jan 9, nothing since.
-- 90213 Zoë (no teams): never receives learner.added; finishes lesson 8558 of 14148 on Jan 20,
+- 90212 Bo (team 3494, later removed from 14150): starts lesson 8558 on Jan 9, nothing since.
+- 90213 Zoë (no teams): never receives learner.added; finishes lesson 8558 of 14150 on Jan 20,
   starts lesson 9001 of course 300 on Jan 21.
 - 90214 Cy (team 3495): added to draft course 200 only.
 - 90215 Di (team 3493): added Jan 25, starts lesson 8558 on Feb 5.
-- 90216 Ed (team 3493): added to 14147 (later deleted) on Dec 20; never starts 14148.
+- 90216 Ed (team 3493): added to 14147 (later deleted) on Dec 20; never starts 14150.
 Plus three deliveries that cannot be processed: an unknown type, a learner event without
 userId, a body without type.
 """
@@ -48,7 +48,7 @@ def at(day: str, clock: str = "09:00:00") -> datetime:
     return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC)
 
 
-def _course_14148() -> list[tuple[dict, datetime]]:
+def _course_14150() -> list[tuple[dict, datetime]]:
     """(body, received_at) pairs; arrival is out of order where received_at says so."""
     title = "Reboarding your workforce"
 
@@ -56,7 +56,7 @@ def _course_14148() -> list[tuple[dict, datetime]]:
         return course_event(
             kind,
             at(day),
-            14148,
+            14150,
             name,
             teams=teams,
             modules=MODULES,
@@ -68,7 +68,7 @@ def _course_14148() -> list[tuple[dict, datetime]]:
 
     return [
         (event("course.added", "2024-01-01", "Reboarding v1", []), at("2024-01-01", "09:00:01")),
-        # Renamed twice: the Jan 3 rename arrives first, the Jan 2 one on Jan 3 at 10:00.
+        # Renamed twice: the Jan 3 rename arrives first, the Jan 2 one last of all (Jan 12).
         (
             event(
                 "course.updated",
@@ -87,7 +87,7 @@ def _course_14148() -> list[tuple[dict, datetime]]:
                 [],
                 change={"type": "title.changed", "previousTitle": "Reboarding v1"},
             ),
-            at("2024-01-03", "10:00:00"),
+            at("2024-01-12", "10:00:00"),
         ),
         (
             event(
@@ -159,7 +159,7 @@ def _other_courses() -> list[dict]:
 
 
 def _learners() -> list[dict]:
-    reboarding = course_ref(14148, "Reboarding your workforce", "reboarding_your_workforce4900")
+    reboarding = course_ref(14150, "Reboarding your workforce", "reboarding_your_workforce4900")
     old = course_ref(14147, "Old course")
     draft = course_ref(200, "Draft course")
     ghost = course_ref(300, "Ghost course", "ghost")
@@ -299,18 +299,18 @@ def _unprocessable() -> list[dict]:
             "type": "learner.activity.started",
             "payload": {
                 "user": {"externalUserId": "x"},
-                "course": {"courseId": 14148},
+                "course": {"courseId": 14150},
                 "activity": {"type": "course"},
             },
             "timestamp": "2024-01-11T09:00:00.000Z",
         },
-        {"payload": {"course": {"courseId": 14148}}, "timestamp": "2024-01-11T09:00:00.000Z"},
+        {"payload": {"course": {"courseId": 14150}}, "timestamp": "2024-01-11T09:00:00.000Z"},
     ]
 
 
 def company_deliveries() -> list[Delivery]:
     """Every landed line, in arrival (received_at) order, duplicates included."""
-    timed = list(_course_14148())
+    timed = list(_course_14150())
     for body in _other_courses() + _learners() + _unprocessable():
         occurred = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
         timed.append((body, occurred + timedelta(seconds=1)))

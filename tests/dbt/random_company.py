@@ -64,7 +64,7 @@ def _courses(rng: random.Random, moment) -> tuple[list[Body], dict[int, list[tup
 
 def _learners(rng: random.Random, moment, structures, count: int) -> list[Body]:
     bodies: list[Body] = []
-    catalogue = [*structures.items(), (14148, [(8558, "lesson"), (6743, "assessment")])]
+    catalogue = [*structures.items(), (14150, [(8558, "lesson"), (6743, "assessment")])]
     for number in range(count):
         learner = user(7000 + number, f"ext-{number}" if number % 3 else None, "Lee", f"N{number}")
         teams = sorted(rng.sample(TEAMS, rng.randint(1, 2)))

@@ -37,7 +37,7 @@ def test_course_renamed_twice_out_of_order_keeps_the_latest_title(warehouse: Pat
     assert one(
         warehouse,
         "select course_title, course_key, status, last_changed_at "
-        "from marts.dim_courses where course_id = 14148",
+        "from marts.dim_courses where course_id = 14150",
     ) == (
         "Reboarding your workforce",
         "reboarding_your_workforce4900",
@@ -55,7 +55,7 @@ def test_removed_team_is_no_longer_assigned_and_kept_team_dates_from_first_assig
         "from marts.course_team_assignments order by course_id, team_id",
     ) == [
         (200, 3495, ts("2024-01-01 07:00:00")),
-        (14148, 3493, ts("2024-01-04 09:00:00")),
+        (14150, 3493, ts("2024-01-04 09:00:00")),
     ]
 
 
@@ -79,24 +79,24 @@ def test_catalogue_counts_structure_in_course_order(warehouse: Path) -> None:
     assert one(
         warehouse,
         "select count_modules, count_lessons, count_assessments, "
-        "count_surveys, count_teams from marts.dim_courses where course_id = 14148",
+        "count_surveys, count_teams from marts.dim_courses where course_id = 14150",
     ) == (2, 1, 1, 1, 1)
     assert query(
         warehouse,
         "select activity_id, activity_type, is_published, position "
-        "from marts.dim_course_activities where course_id = 14148 order by position",
+        "from marts.dim_course_activities where course_id = 14150 order by position",
     ) == [(8558, "lesson", True, 1), (2642, "survey", True, 2), (6743, "assessment", True, 3)]
     assert query(
         warehouse,
         "select module_id, position from marts.dim_course_modules "
-        "where course_id = 14148 order by position",
+        "where course_id = 14150 order by position",
     ) == [(15010, 1), (15011, 2)]
 
 
 def test_seamless_links_exist_only_for_live_courses_and_current_teams(warehouse: Path) -> None:
     assert query(
         warehouse, "select course_id, team_id, seamless_link from marts.course_seamless_links"
-    ) == [(14148, 3493, "https://learn.edume.com/e/c/14148?g=3493")]
+    ) == [(14150, 3493, "https://learn.edume.com/e/c/14150?g=3493")]
 
 
 def test_learner_without_learner_added_still_has_a_profile(warehouse: Path) -> None:
@@ -155,12 +155,12 @@ def test_progress_status_lessons_inactivity_and_stall(warehouse: Path) -> None:
         "last_activity_id, days_inactive, is_stalled "
         "from marts.fct_learner_course_progress order by learner_id, course_id",
     ) == [
-        (90211, 14148, "completed", 1, 2642, 32, False),
-        (90212, 14148, "in_progress", 0, 8558, 31, True),
+        (90211, 14150, "completed", 1, 2642, 32, False),
+        (90212, 14150, "in_progress", 0, 8558, 31, True),
         (90213, 300, "in_progress", 0, 9001, 19, True),
-        (90213, 14148, "in_progress", 1, 8558, 20, True),
+        (90213, 14150, "in_progress", 1, 8558, 20, True),
         (90214, 200, "not_started", 0, None, None, False),
-        (90215, 14148, "in_progress", 0, 8558, 4, False),
+        (90215, 14150, "in_progress", 0, 8558, 4, False),
         (90216, 14147, "not_started", 0, None, None, False),
     ]
 
@@ -175,7 +175,7 @@ def test_funnel_counts_each_learner_up_to_the_furthest_step(warehouse: Path) -> 
         (200, 1, 0, 0, 0, 0),
         (300, 1, 1, 1, 0, 0),
         (14147, 1, 0, 0, 0, 0),
-        (14148, 4, 4, 4, 2, 1),
+        (14150, 4, 4, 4, 2, 1),
     ]
 
 
@@ -188,9 +188,9 @@ def test_dropoff_counts_reached_finished_and_stalled_per_activity(warehouse: Pat
     ) == [
         (200, 20002, 1, 0, 0, 0, None),
         (300, 9001, None, 1, 0, 1, 1.0),
-        (14148, 2642, 2, 1, 1, 0, 0.0),
-        (14148, 6743, 3, 1, 1, 0, 0.0),
-        (14148, 8558, 1, 4, 2, 2, 0.5),
+        (14150, 2642, 2, 1, 1, 0, 0.0),
+        (14150, 6743, 3, 1, 1, 0, 0.0),
+        (14150, 8558, 1, 4, 2, 2, 0.5),
     ]
 
 
@@ -202,7 +202,7 @@ def test_compliance_lists_learners_assigned_through_a_current_team(warehouse: Pa
     ) == [
         (
             90211,
-            14148,
+            14150,
             "completed",
             ts("2024-01-07 10:00:00"),
             ts("2024-02-06 10:00:00"),
@@ -211,7 +211,7 @@ def test_compliance_lists_learners_assigned_through_a_current_team(warehouse: Pa
         ),
         (
             90215,
-            14148,
+            14150,
             "in_progress",
             ts("2024-01-25 10:00:00"),
             ts("2024-02-24 10:00:00"),
@@ -220,7 +220,7 @@ def test_compliance_lists_learners_assigned_through_a_current_team(warehouse: Pa
         ),
         (
             90216,
-            14148,
+            14150,
             "not_started",
             ts("2024-01-04 09:00:00"),
             ts("2024-02-03 09:00:00"),
@@ -242,14 +242,14 @@ def test_has_learner_completed_course_is_one_index_scan(warehouse: Path) -> None
     plan = one(
         warehouse,
         "explain analyze select status = 'completed' "
-        "from marts.fct_learner_course_progress where learner_course_key = '90211:14148'",
+        "from marts.fct_learner_course_progress where learner_course_key = '90211:14150'",
     )
     assert "Index Scan" in plan[1], plan[1]
     assert one(
         warehouse,
         "select status = 'completed' from marts.fct_learner_course_progress "
         "where learner_course_key = ?",
-        "90211:14148",
+        "90211:14150",
     ) == (True,)
 
 

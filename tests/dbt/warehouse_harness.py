@@ -70,9 +70,17 @@ def land(
 
 
 def land_and_load(
-    landing_dir: Path, warehouse: Path, deliveries: Sequence[Delivery], *, first_segment: int = 0
+    landing_dir: Path,
+    warehouse: Path,
+    deliveries: Sequence[Delivery],
+    *,
+    first_segment: int = 0,
+    per_segment: int = 7,
 ) -> int:
-    next_segment = land(landing_dir, deliveries, first_segment=first_segment)
+    """:func:`land` then the project's loader; returns the next free segment number."""
+    next_segment = land(
+        landing_dir, deliveries, first_segment=first_segment, per_segment=per_segment
+    )
     result = load_landing(landing_dir, warehouse)
     assert result.rows_rejected == 0, result
     return next_segment
@@ -118,13 +126,27 @@ class DbtRunner:
         return done
 
 
-def mart_rows(warehouse: Path, marts: Iterable[str] = MARTS) -> dict[str, list[tuple]]:
-    """Every row of every mart, in a canonical order, for equality checks."""
+def mart_rows(
+    warehouse: Path, marts: Iterable[str] = MARTS, *, without: Sequence[str] = ()
+) -> dict[str, list[tuple]]:
+    """Every row of every mart in a canonical order, leaving out the columns named in
+    ``without`` (e.g. ``received_at`` when arrival times legitimately differ)."""
+    rows = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
-            mart: con.execute(f"select * from marts.{mart} order by all").fetchall()
-            for mart in marts
-        }
+        for mart in marts:
+            columns = [
+                name
+                for (name,) in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'marts' and table_name = ? order by ordinal_position",
+                    [mart],
+                ).fetchall()
+                if name not in without
+            ]
+            rows[mart] = con.execute(
+                f"select {', '.join(columns)} from marts.{mart} order by all"
+            ).fetchall()
+    return rows
 
 
 def query(warehouse: Path, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:

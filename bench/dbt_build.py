@@ -1,0 +1,234 @@
+"""Benchmark: full `dbt build` at 1M events, then an incremental `dbt build` after 1% more.
+
+Prints both wall times, their ratio (target: incremental <= 0.2 of full; the full build is the
+same-run baseline) and each run's peak memory (max RSS of the dbt process). Raw rows are
+generated in DuckDB SQL straight into ``raw.edume_events`` (the loader's DDL): eduMe-shaped
+learner and course bodies, 1% of them re-delivered, SHA-256 delivery ids. The first batch is
+stamped as loaded an hour before the increment, as a scheduled load would be, so the increment
+is outside the incremental lookback (var incremental_lookback_minutes, default 10).
+
+    .venv/bin/python bench/dbt_build.py [--events 1000000] [--increment 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipeline.loader.ndjson import DDL
+from pipeline.settings import DBT_PROJECT_DIR
+
+DBT = Path(sys.executable).with_name("dbt")
+LEARNERS = 50_000
+COURSES = 200
+AS_OF = "2024-03-01 00:00:00"
+
+# One eduMe-shaped body per generated row, chosen by i % 10 (printf placeholders: learner, ...).
+_USER = '"user":{"userId":%d,"externalUserId":"emp-%d","firstName":"Ada","lastName":"Okafor"}'
+_COURSE = '"course":{"courseId":%d,"courseKey":"course-%d","title":"Course %d"}'
+_GROUP = '"group":{"groupId":1297}'
+_TEAMS = '"teams":[{"teamId":%d}]'
+
+
+def _learner_body_sql() -> str:
+    def membership(event_type: str) -> str:
+        return (
+            f'printf(\'{{"type":"{event_type}","payload":{{{_GROUP},{_TEAMS},{_USER},'
+            f'{_COURSE},"version":1}},"timestamp":"%s"}}\', '
+            "team_id, learner_id, learner_id, course_id, course_id, course_id, stamp)"
+        )
+
+    def activity(verb: str, kind: str, result: str = "") -> str:
+        activity_id = "" if kind == "course" else ',"activityId":%d'
+        module = "" if kind == "course" else ',"module":{"moduleId":%d}'
+        args = "learner_id, learner_id, course_id, course_id, course_id"
+        if kind != "course":
+            args += ", course_id * 10, activity_id"
+        if result:
+            args += ", score"
+        args += ", stamp"
+        return (
+            f'printf(\'{{"type":"learner.activity.{verb}","payload":{{{_GROUP},{_USER},'
+            f'{_COURSE}{module},"activity":{{"type":"{kind}"{activity_id}}}{result},'
+            f'"version":1}},"timestamp":"%s"}}\', {args})'
+        )
+
+    completed = (
+        f'printf(\'{{"type":"learner.course.completed","payload":{{{_GROUP},{_TEAMS},'
+        f'{_USER},{_COURSE},"modules":[],"activities":[],"completedAt":"%s",'
+        '"version":1},"timestamp":"%s"}\', '
+        "team_id, learner_id, learner_id, course_id, course_id, course_id, stamp, stamp)"
+    )
+    score = ',"result":{"score":%d,"passed":true}'
+    cases = [
+        membership("learner.added"),
+        membership("learner.activated"),
+        activity("started", "course"),
+        activity("started", "lesson"),
+        activity("finished", "lesson"),
+        activity("started", "assessment"),
+        activity("finished", "assessment", score),
+        activity("finished", "survey"),
+        activity("started", "lesson"),
+        completed,
+    ]
+    whens = "\n".join(f"when {k} then {sql}" for k, sql in enumerate(cases))
+    return f"case i % 10 {whens} end"
+
+
+def _course_body_sql() -> str:
+    return (
+        'printf(\'{"type":"%s","payload":{"group":{"groupId":1297},'
+        '"teams":[{"teamId":%d}],"course":{"courseId":%d,"courseKey":"course-%d",'
+        '"title":"Course %d"},"modules":[{"moduleId":%d}],"activities":['
+        '{"activityId":%d,"published":true,"type":"lesson"},'
+        '{"activityId":%d,"published":true,"type":"assessment"},'
+        '{"activityId":%d,"published":true,"type":"survey"}],"version":1},'
+        '"timestamp":"%s"}\', event_type, team_id, course_id, course_id, course_id, '
+        "course_id * 10, course_id * 10, course_id * 10 + 1, course_id * 10 + 2, stamp)"
+    )
+
+
+def _insert_sql(body_sql: str, rows_sql: str, loaded_at: str) -> str:
+    return f"""
+    insert into raw.edume_events
+    with rows as ({rows_sql}),
+    bodies as (select *, {body_sql} as text from rows)
+    select sha256(text), received_at, 'hmac', 'raw', 0, null,
+        json_extract_string(text, '$.type'), event_timestamp, text,
+        'received_date=2024-01-01/bench-' || (i // 10000) || '.ndjson', i % 10000 + 1,
+        {loaded_at}
+    from bodies
+    """
+
+
+def _learner_rows_sql(start: int, stop: int) -> str:
+    return f"""
+    select i,
+        i % {LEARNERS} + 100000 as learner_id,
+        14000 + (i // 10 + i // {LEARNERS}) % {COURSES} as course_id,
+        3493 + (i % {LEARNERS}) % 5 as team_id,
+        (i // 10) % 3 as activity_id,
+        i % 101 as score,
+        timestamp '2024-01-01' + to_seconds(i * 5) as event_timestamp,
+        timestamp '2024-01-01' + to_seconds(i * 5 + 2) as received_at,
+        strftime(timestamp '2024-01-01' + to_seconds(i * 5), '%Y-%m-%dT%H:%M:%S.%gZ') as stamp
+    from range({start}, {stop}) as t(i)
+    """
+
+
+def _course_rows_sql() -> str:
+    return f"""
+    select c * 3 + k as i, 14000 + c as course_id, 3493 + c % 5 as team_id,
+        ['course.added', 'course.updated', 'course.published'][k + 1] as event_type,
+        timestamp '2023-12-01' + to_hours(c * 3 + k) as event_timestamp,
+        timestamp '2023-12-01' + to_hours(c * 3 + k) + to_seconds(1) as received_at,
+        strftime(timestamp '2023-12-01' + to_hours(c * 3 + k), '%Y-%m-%dT%H:%M:%S.%gZ') as stamp
+    from range({COURSES}) as cs(c), range(3) as ks(k)
+    """
+
+
+def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
+    """Learner rows numbered [start, stop) (plus the course catalogue when start == 0) and 1%
+    re-deliveries of them, as the loader would have written them."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(DDL)
+        if start == 0:
+            con.execute(_insert_sql(_course_body_sql(), _course_rows_sql(), loaded_at))
+        con.execute(_insert_sql(_learner_body_sql(), _learner_rows_sql(start, stop), loaded_at))
+        con.execute(
+            f"""insert into raw.edume_events
+            select delivery_id, received_at + interval 1 hour, auth_mode, signature_form,
+                secret_index, token_index, event_type, event_timestamp, body,
+                segment || '.retry', line_number, loaded_at
+            from raw.edume_events
+            where loaded_at = {loaded_at} and line_number % 100 = 7"""
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mib: float
+
+
+def dbt_build(warehouse: Path, work_dir: Path) -> Run:
+    env = {**os.environ, "EDUME_WAREHOUSE": str(warehouse), "DO_NOT_TRACK": "1"}
+    env["EDUME_ENGINE"] = "duckdb"
+    command = [
+        str(DBT), "build",
+        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
+        "--vars", f"{{as_of: '{AS_OF}'}}",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read() if process.stdout else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.stdout.write(output.decode(errors="replace")[-5000:])
+        raise SystemExit(f"dbt build failed with exit code {process.returncode}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--increment", type=float, default=0.01)
+    args = parser.parse_args(argv)
+    more = max(1, int(args.events * args.increment))
+    with tempfile.TemporaryDirectory(prefix="edume-bench-dbt-") as scratch:
+        work_dir = Path(scratch)
+        warehouse = work_dir / "edume.duckdb"
+        started = time.perf_counter()
+        generate(warehouse, 0, args.events, "now()::timestamp - interval 1 hour")
+        generated_s = time.perf_counter() - started
+        # A warm-up parse so both timed runs pay the same (partial) parsing cost.
+        subprocess.run(
+            [str(DBT), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(work_dir / "target"),
+             "--log-path", str(work_dir / "logs"), "--vars", f"{{as_of: '{AS_OF}'}}"],
+            env={**os.environ, "EDUME_WAREHOUSE": str(warehouse), "DO_NOT_TRACK": "1"},
+            check=True, capture_output=True,
+        )  # fmt: skip
+        full = dbt_build(warehouse, work_dir)
+        generate(warehouse, args.events, args.events + more, "now()::timestamp")
+        incremental = dbt_build(warehouse, work_dir)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            raw_rows = con.execute("select count(*) from raw.edume_events").fetchone()[0]
+            activity_rows = con.execute(
+                "select count(*) from marts.fct_learner_activity"
+            ).fetchone()[0]
+    ratio = incremental.seconds / full.seconds
+    print(
+        f"machine: {os.cpu_count()} cores; raw rows {raw_rows:,} (generated in {generated_s:.1f} s)"
+    )
+    print(f"distinct learner events in fct_learner_activity: {activity_rows:,}")
+    print(
+        f"full dbt build ({args.events:,} events):        {full.seconds:7.1f} s  "
+        f"peak RSS {full.peak_rss_mib:7.0f} MiB   (baseline)"
+    )
+    print(
+        f"incremental dbt build (+{more:,} events):      {incremental.seconds:7.1f} s  "
+        f"peak RSS {incremental.peak_rss_mib:7.0f} MiB"
+    )
+    print(
+        f"ratio incremental / full: {ratio:.3f}  (target <= 0.2: "
+        f"{'met' if ratio <= 0.2 else 'NOT met'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
