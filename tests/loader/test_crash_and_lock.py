@@ -15,9 +15,10 @@ from pipeline.loader.ndjson import load_landing
 from pipeline.loader.synthetic import write_backlog
 from pipeline.settings import REPO_ROOT
 
-LOAD_IN_SMALL_BATCHES = (
+LOAD_IN_SMALL_BATCHES = (  # says "committed" after each batch's transaction
     "import sys; from pathlib import Path; from pipeline.loader.ndjson import load_landing; "
-    "load_landing(Path(sys.argv[1]), Path(sys.argv[2]), batch_segments=2)"
+    "load_landing(Path(sys.argv[1]), Path(sys.argv[2]), batch_segments=2, "
+    "on_batch=lambda _: print('committed', flush=True))"
 )
 HOLD_LOCK = (
     "import sys, time; from pathlib import Path; "
@@ -39,8 +40,12 @@ def test_loader_killed_at_random_points_then_rerun_loads_each_segment_exactly_on
     chance = random.Random(20261129)
     kills = 0
     for _ in range(6):
-        loader = _python(LOAD_IN_SMALL_BATCHES, str(landing), str(warehouse))
-        time.sleep(chance.uniform(0.3, 1.5))
+        loader = _python(
+            LOAD_IN_SMALL_BATCHES, str(landing), str(warehouse), stdout=subprocess.PIPE
+        )
+        for _ in range(chance.randrange(0, 6)):  # let a few batches commit (maybe none) ...
+            loader.stdout.readline()
+        time.sleep(chance.uniform(0, 0.1))  # ... then kill it somewhere inside the next one
         if loader.poll() is None:
             loader.send_signal(signal.SIGKILL)
             kills += 1
