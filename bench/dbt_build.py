@@ -23,9 +23,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.loader.ndjson import DDL
-from pipeline.settings import DBT_PROJECT_DIR
-
+REPO = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO / "dbt_project"
 DBT = Path(sys.executable).with_name("dbt")
 LEARNERS = 50_000
 COURSES = 200
@@ -139,6 +138,10 @@ def _course_rows_sql() -> str:
 def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
     """Learner rows numbered [start, stop) (plus the course catalogue when start == 0) and 1%
     re-deliveries of them, as the loader would have written them."""
+    if str(REPO) not in sys.path:  # run as a script from anywhere, installed or not
+        sys.path.insert(0, str(REPO))
+    from pipeline.loader.ndjson import DDL  # the loader's own table definition
+
     with duckdb.connect(str(warehouse)) as con:
         con.execute("set TimeZone = 'UTC'")
         con.execute(DDL)
@@ -182,10 +185,19 @@ def dbt_build(warehouse: Path, work_dir: Path) -> Run:
     return Run(seconds, usage.ru_maxrss / 1024)
 
 
+def _keep(keep: Path | None, work_dir: Path, label: str) -> None:
+    """Keep dbt's per-node timings of a run, to see where the time goes."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        results = (work_dir / "target" / "run_results.json").read_bytes()
+        (keep / f"run_results_{label}.json").write_bytes(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--increment", type=float, default=0.01)
+    parser.add_argument("--keep", type=Path, help="also copy dbt's run_results.json files here")
     args = parser.parse_args(argv)
     more = max(1, int(args.events * args.increment))
     with tempfile.TemporaryDirectory(prefix="edume-bench-dbt-") as scratch:
@@ -203,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             check=True, capture_output=True,
         )  # fmt: skip
         full = dbt_build(warehouse, work_dir)
+        _keep(args.keep, work_dir, "full")
         generate(warehouse, args.events, args.events + more, "now()::timestamp")
         incremental = dbt_build(warehouse, work_dir)
+        _keep(args.keep, work_dir, "incremental")
         with duckdb.connect(str(warehouse), read_only=True) as con:
             raw_rows = con.execute("select count(*) from raw.edume_events").fetchone()[0]
             activity_rows = con.execute(

@@ -15,11 +15,73 @@
 
 {#- Rows loaded at or after this moment are (re)considered by an incremental run: the newest
     loaded_at already processed, minus var('incremental_lookback_minutes') to cover a load that
-    committed while the previous build ran. Re-processing is harmless (idempotent upsert). -#}
+    committed while the previous build ran. Re-processing is harmless (idempotent upsert).
+    Rendered as a literal, read before the model runs, so that the engine filters raw rows
+    before parsing any JSON and can skip whole row groups by their min/max. -#}
 {% macro incremental_watermark(watermark_column='loaded_at') -%}
-    (select {{ edume.add_minutes('max(' ~ watermark_column ~ ')', -1 * var('incremental_lookback_minutes')) }}
-     from {{ this }})
+    {%- if execute -%}
+        {%- set newest = run_query(
+            'select ' ~ edume.add_minutes('max(' ~ watermark_column ~ ')',
+                                          -1 * var('incremental_lookback_minutes'))
+            ~ ' from ' ~ this) -%}
+        {%- set value = newest.columns[0].values()[0] -%}
+        cast('{{ value if value is not none else "1970-01-01 00:00:00" }}' as timestamp)
+    {%- else -%}
+        cast('1970-01-01 00:00:00' as timestamp)
+    {%- endif -%}
 {%- endmacro %}
+
+
+{#- The body of a deduplicating model: one row per delivery_id among the rows of `relation`
+    (which has `columns`, among them delivery_id, received_at, loaded_at, segment, line_number),
+    keeping the earliest copy (received_at, then segment and line) and, as loaded_at, the newest
+    copy's, a safe watermark.
+
+    Incremental: only rows loaded since the watermark are read; the copies already kept for the
+    same delivery_ids are re-ranked with them, so the result equals a full refresh whatever
+    order the copies were loaded in. Pair with unique_key='delivery_id'. -#}
+{% macro keep_earliest_copies(relation, columns) -%}
+with
+
+new_copies as (
+    select {{ columns | join(', ') }}
+    from {{ relation }}
+    {% if is_incremental() %}
+    where loaded_at >= {{ edume.incremental_watermark() }}
+    {% endif %}
+),
+
+copies as (
+    select * from new_copies
+    {% if is_incremental() %}
+    union all
+    select {{ columns | join(', ') }}
+    from {{ this }}
+    where delivery_id in (select delivery_id from new_copies)
+    {% endif %}
+),
+
+copies_ranked as (
+    select
+        *,
+        row_number() over (
+            partition by delivery_id order by received_at, segment, line_number
+        ) as copy_number,
+        max(loaded_at) over (partition by delivery_id) as newest_loaded_at
+    from copies
+),
+
+final as (
+    select
+        {% for column in columns if column != 'loaded_at' %}{{ column }},
+        {% endfor %}newest_loaded_at as loaded_at
+    from copies_ranked
+    where copy_number = 1
+)
+
+select * from final
+{%- endmacro %}
+
 
 {% macro add_minutes(timestamp_expression, minutes) -%}
     {{ return(adapter.dispatch('add_minutes', 'edume')(timestamp_expression, minutes)) }}

@@ -1,30 +1,28 @@
 {#- Grain: one row per distinct delivery that cannot be processed (unknown or missing type,
-    unparseable timestamp, missing ids). Kept here, counted, never silently dropped. -#}
-with
+    unparseable timestamp, missing ids): kept here and counted, never silently dropped.
+    Incremental like int_learner_events_deduplicated (keep_earliest_copies). -#}
+{{ config(
+    materialized='incremental',
+    unique_key='delivery_id',
+    incremental_strategy=edume.upsert_strategy(),
+) }}
 
-unprocessable as (
-    select delivery_id, event_type, invalid_reason, occurred_at, received_at
+{%- set columns = ['delivery_id', 'event_type', 'invalid_reason', 'occurred_at', 'received_at',
+                   'loaded_at', 'segment', 'line_number'] -%}
+
+{% set unprocessable %}
+(
+    select {{ columns | join(', ') }}
     from {{ ref('stg_edume__unknown_events') }}
     union all
-    select delivery_id, event_type, invalid_reason, occurred_at, received_at
+    select {{ columns | join(', ') }}
     from {{ ref('stg_edume__course_events') }}
     where invalid_reason is not null
     union all
-    select delivery_id, event_type, invalid_reason, occurred_at, received_at
+    select {{ columns | join(', ') }}
     from {{ ref('stg_edume__learner_events') }}
     where invalid_reason is not null
-),
+) as unprocessable
+{% endset %}
 
-final as (
-    select
-        delivery_id,
-        min(event_type) as event_type,
-        min(invalid_reason) as invalid_reason,
-        min(occurred_at) as occurred_at,
-        min(received_at) as received_at,
-        count(*) as count_copies
-    from unprocessable
-    group by delivery_id
-)
-
-select * from final
+{{ edume.keep_earliest_copies(unprocessable, columns) }}

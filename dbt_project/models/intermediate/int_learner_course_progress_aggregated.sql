@@ -1,6 +1,7 @@
 {#- Grain: one row per (learner_id, course_id) seen in a learner event. Milestones from the
     events' occurred_at (arrival order never matters). Nothing here depends on the run's time;
-    fct_learner_course_progress adds the as_of-dependent columns. -#}
+    fct_learner_course_progress adds the as_of-dependent columns. A table: several models read it. -#}
+{{ config(materialized='table') }}
 with
 
 events as (

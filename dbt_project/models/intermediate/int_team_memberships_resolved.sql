@@ -1,7 +1,8 @@
 {#- Grain: one row per (entity_kind, entity_id, team_id) currently assigned: the teams in the
     entity's latest snapshot by occurred_at, each with `member_since`, the occurred_at of the
     first snapshot of the unbroken run of snapshots (up to the latest) that contain the team.
-    A team removed and re-assigned counts from its re-assignment. -#}
+    A team removed and re-assigned counts from its re-assignment. A table: several marts read it. -#}
+{{ config(materialized='table') }}
 with
 
 snapshots as (
@@ -13,9 +14,8 @@ snapshot_teams as (
     from {{ ref('stg_edume__course_event_teams') }}
     where team_id is not null
     union all
-    select distinct 'learner' as entity_kind, delivery_id, team_id
-    from {{ ref('stg_edume__learner_event_teams') }}
-    where team_id is not null
+    select 'learner' as entity_kind, delivery_id, team_id
+    from {{ ref('int_learner_team_snapshots_deduplicated') }}
 ),
 
 current_teams as (

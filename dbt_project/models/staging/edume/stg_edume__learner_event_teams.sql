@@ -7,14 +7,15 @@ source as (
 ),
 
 elements as (
-    {{ edume.json_array_elements('source', 'body', '$.payload.teams', ['delivery_id']) }}
+    {{ edume.json_array_elements('source', 'body', '$.payload.teams', ['delivery_id', 'loaded_at']) }}
 ),
 
 final as (
     select
         delivery_id,
         {{ edume.json_bigint('element', '$.teamId') }} as team_id,
-        position
+        position,
+        loaded_at
     from elements
 )
 
