@@ -11,6 +11,8 @@ import duckdb
 
 from pipeline.defs.assets import RAW_EVENTS
 from pipeline.defs.resources import EdumePaths
+from pipeline.loader.handoff import spark_dir
+from pipeline.spark_marts import connect_spark_tables
 from pipeline.warehouse_lock import warehouse_lock
 
 FRESH_WITHIN_HOURS = 24
@@ -85,11 +87,16 @@ def build_unknown_event_types_check(model_key: dg.AssetKey) -> dg.AssetChecksDef
         description="Counts deliveries whose eduMe type is missing or not in the catalogue.",
     )
     def no_unknown_event_types(paths: EdumePaths) -> dg.AssetCheckResult:
-        counts = _query(
-            paths,
+        sql = (
             "select coalesce(event_type, '<missing>'), count(*) "
-            f"from staging.{UNKNOWN_EVENTS_MODEL} group by 1 order by 2 desc",
+            f"from staging.{UNKNOWN_EVENTS_MODEL} group by 1 order by 2 desc"
         )
+        if paths.engine == "spark":  # the model is a table of Spark's warehouse, not DuckDB's
+            spark_tables = spark_dir(paths.warehouse_path) / "warehouse"
+            with connect_spark_tables(spark_tables, ("staging",)) as con:
+                counts = con.execute(sql).fetchall()
+        else:
+            counts = _query(paths, sql)
         return dg.AssetCheckResult(
             passed=not counts,
             severity=dg.AssetCheckSeverity.WARN,

@@ -60,7 +60,7 @@ def _dbt_build(engine: str, warehouse: Path, work_dir: Path, as_of: str) -> None
         json.dumps({"as_of": as_of}),
     ]
     done = subprocess.run(
-        command, env=env, cwd=work_dir, capture_output=True, text=True, timeout=420, check=False
+        command, env=env, cwd=work_dir, capture_output=True, text=True, timeout=600, check=False
     )
     if done.returncode != 0:
         pytest.fail(f"dbt build on {engine} failed:\n{done.stdout[-8000:]}\n{done.stderr[-3000:]}")
