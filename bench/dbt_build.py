@@ -3,9 +3,8 @@
 Prints both wall times, their ratio (target: incremental <= 0.2 of full; the full build is the
 same-run baseline) and each run's peak memory (max RSS of the dbt process). Raw rows are
 generated in DuckDB SQL straight into ``raw.edume_events`` (the loader's DDL): eduMe-shaped
-learner and course bodies, 1% of them re-delivered, SHA-256 delivery ids. The first batch is
-stamped as loaded an hour before the increment, as a scheduled load would be, so the increment
-is outside the incremental lookback (var incremental_lookback_minutes, default 10).
+learner and course bodies, 1% of them re-delivered, SHA-256 delivery ids. Each of the two
+loads carries one loaded_at, as a loader batch does.
 
     .venv/bin/python bench/dbt_build.py [--events 1000000] [--increment 0.01]
 """

@@ -10,8 +10,8 @@ import pytest
 from fixture_company import AS_OF
 from warehouse_harness import DbtRunner
 
-# as_of is fixed so results are reproducible; a zero lookback makes an incremental run read
-# only the newly loaded rows even though the test loads them seconds apart.
+# as_of is fixed so results are reproducible; the lookback is pinned to the exact 0 (the
+# default) so an incremental run reads only the rows of the newer load.
 TEST_VARS = json.dumps({"as_of": AS_OF, "incremental_lookback_minutes": 0})
 
 

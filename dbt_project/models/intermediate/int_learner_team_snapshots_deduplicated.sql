@@ -12,10 +12,7 @@ with
 elements as (
     select delivery_id, team_id, loaded_at
     from {{ ref('stg_edume__learner_event_teams') }}
-    where team_id is not null
-    {% if is_incremental() %}
-        and loaded_at >= {{ edume.incremental_watermark() }}
-    {% endif %}
+    where team_id is not null and {{ edume.loaded_since_last_run() }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 {#- Grain: one row per distinct delivery that cannot be processed (unknown or missing type,
-    unparseable timestamp, missing ids): kept here and counted, never silently dropped.
-    Incremental like int_learner_events_deduplicated (keep_earliest_copies). -#}
+    unparseable timestamp, missing ids). Incremental like int_learner_events_deduplicated
+    (keep_earliest_copies); int_events_quarantined adds the copy counts. -#}
 {{ config(
     materialized='incremental',
     unique_key='delivery_id',
@@ -14,14 +14,15 @@
 (
     select {{ columns | join(', ') }}
     from {{ ref('stg_edume__unknown_events') }}
+    where {{ edume.loaded_since_last_run() }}
     union all
     select {{ columns | join(', ') }}
     from {{ ref('stg_edume__course_events') }}
-    where invalid_reason is not null
+    where invalid_reason is not null and {{ edume.loaded_since_last_run() }}
     union all
     select {{ columns | join(', ') }}
     from {{ ref('stg_edume__learner_events') }}
-    where invalid_reason is not null
+    where invalid_reason is not null and {{ edume.loaded_since_last_run() }}
 ) as unprocessable
 {% endset %}
 
