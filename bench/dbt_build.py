@@ -3,8 +3,8 @@
 Prints both wall times, their ratio (target: incremental <= 0.2 of full; the full build is the
 same-run baseline) and each run's peak memory (max RSS of the dbt process). Raw rows are
 generated in DuckDB SQL straight into ``raw.edume_events`` (the loader's DDL): eduMe-shaped
-learner and course bodies, 1% of them re-delivered, SHA-256 delivery ids. Each of the two
-loads carries one loaded_at, as a loader batch does.
+learner and course bodies, 0.1% of an unknown type, 1% re-delivered, SHA-256 delivery ids.
+Each of the two loads carries one loaded_at, as a loader batch does.
 
     .venv/bin/python bench/dbt_build.py [--events 1000000] [--increment 0.01]
 """
@@ -147,6 +147,15 @@ def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
         if start == 0:
             con.execute(_insert_sql(_course_body_sql(), _course_rows_sql(), loaded_at))
         con.execute(_insert_sql(_learner_body_sql(), _learner_rows_sql(start, stop), loaded_at))
+        # Real traffic carries some types the catalogue does not know: 1 in 1,000.
+        con.execute(
+            _insert_sql(
+                'printf(\'{"type":"learner.badge.earned","payload":{"user":'
+                '{"userId":%d}},"timestamp":"%s"}\', learner_id, stamp)',
+                _learner_rows_sql(start, stop) + " where i % 1000 = 999",
+                loaded_at,
+            )
+        )
         con.execute(
             f"""insert into raw.edume_events
             select delivery_id, received_at + interval 1 hour, auth_mode, signature_form,

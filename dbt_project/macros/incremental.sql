@@ -19,7 +19,9 @@
     warehouse lock, so the default lookback of 0 is exact; raise it only if something loads
     outside the lock (re-reading is idempotent, merely slower). Rendered as a literal, read
     before the model runs, so that the engine filters raw rows before parsing any JSON and can
-    skip whole row groups by their min/max. -#}
+    skip whole row groups by their min/max. A model whose table is still empty (e.g. no
+    quarantined delivery yet) has no watermark and reads every row, which is correct, only
+    slower. -#}
 {% macro incremental_watermark(watermark_column='loaded_at') -%}
     {%- if execute -%}
         {%- set newest = run_query(
