@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint serve materialize bench system-deps clean
+.PHONY: demo test lint serve materialize dagster bench system-deps clean
+
+# The Dagster instance config that queues warehouse writers (one at a time).
+DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +35,17 @@ serve: $(STAMP)
 	$(BIN)/edume-pipeline serve
 
 materialize: $(STAMP)
-	$(BIN)/edume-pipeline materialize
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/edume-pipeline materialize
+
+dagster: $(STAMP)
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/dbt_build.py
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/spark_vs_duckdb.py
 
 clean:
 	rm -rf warehouse exports demo dbt_project/target dbt_project/logs
