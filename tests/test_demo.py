@@ -10,30 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from demo_support import DemoRun, demo_run, run_demo
+from demo_support import DemoRun, run_demo
 
+from pipeline.export import DESIGNED_MARTS as MARTS
 from pipeline.reporting.metrics import parse
-
-MARTS = (
-    "dim_courses",
-    "dim_course_modules",
-    "dim_course_activities",
-    "course_team_assignments",
-    "course_seamless_links",
-    "dim_learners",
-    "fct_learner_activity",
-    "fct_learner_course_progress",
-    "fct_learner_funnel",
-    "fct_course_dropoff",
-    "fct_training_compliance",
-)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    run = demo_run(tmp_path_factory.getbasetemp())
-    assert run.returncode == 0, f"demo failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run
 
 
 @pytest.fixture(scope="module")

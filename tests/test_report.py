@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from demo_support import DemoRun, demo_run
+from demo_support import DemoRun
 from headless_chromium import Chromium, PageLog, decode_png, png_size
 
 from pipeline.settings import REPO_ROOT
@@ -33,13 +33,6 @@ class Opened:
     charts: list[dict]
     chart_pngs: list[bytes]
     text: str
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    run = demo_run(tmp_path_factory.getbasetemp())
-    assert run.returncode == 0, f"demo failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -17,25 +17,13 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.export import DESIGNED_MARTS as MARTS
 from pipeline.loader.ndjson import load_landing
 from pipeline.receiver.landing_format import Authentication, format_line, partition_name
 from pipeline.settings import DBT_PROJECT_DIR
 
 DBT = Path(sys.executable).with_name("dbt")
 AUTH = Authentication(mode="hmac", signature_form="raw", secret_index=0)
-MARTS = (
-    "dim_courses",
-    "dim_course_modules",
-    "dim_course_activities",
-    "course_team_assignments",
-    "course_seamless_links",
-    "dim_learners",
-    "fct_learner_activity",
-    "fct_learner_course_progress",
-    "fct_learner_funnel",
-    "fct_course_dropoff",
-    "fct_training_compliance",
-)
 
 
 @dataclass(frozen=True)
