@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint serve materialize dagster bench system-deps clean
+.PHONY: demo test lint serve materialize dagster bench fuzz system-deps clean
 
 # The Dagster instance config that queues warehouse writers (one at a time).
 DAGSTER_HOME ?= $(CURDIR)/dagster_home
@@ -46,6 +46,11 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/dbt_build.py
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/spark_vs_duckdb.py
+
+# Coverage-guided fuzzing (atheris/libFuzzer, see fuzz/README.md): every target FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf warehouse exports demo dbt_project/target dbt_project/logs

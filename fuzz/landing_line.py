@@ -1,0 +1,92 @@
+"""Fuzz target: the landing line format (``pipeline/receiver/landing_format.py``).
+
+Properties checked on every input (an ``AssertionError`` or any other exception is a finding):
+
+1. Round trip: for any UTF-8 body, any authentication the receiver can record and any receive
+   time, ``parse_line(format_line(body, auth, t))`` gives back exactly that body (byte for byte),
+   its SHA-256 as the delivery id, that authentication and ``t`` in UTC; the line is ONE line
+   (a single trailing newline) and ``line_partition`` files it under the receive date.
+2. Garbage: ``parse_line`` of arbitrary bytes raises ``ValueError`` (its documented error) or
+   returns a delivery that formats back into a line that parses to the same delivery (for
+   receive years from 1000 on: see the finding noted in ``_garbage``).
+
+Input layout: one control byte (even: round trip, odd: garbage); for a round trip, 12 bytes of
+authentication and time, then the body; for garbage, the line.
+Receive times span 1970-9999 (``received_at`` is the receiver's clock, never client input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+
+import atheris
+
+with atheris.instrument_imports(include=["pipeline"]):
+    from pipeline.receiver import landing, landing_format
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+SPAN_US = int((datetime(9999, 12, 30, tzinfo=UTC) - EARLIEST) / timedelta(microseconds=1))
+ROUND_TRIP_HEADER = 13  # control byte, auth (2), UTC offset (2), receive time (8)
+
+
+def _round_trip(header: bytes, body: bytes) -> None:
+    mode = landing_format.AUTH_MODES[header[0] % 3]
+    hmac_used = mode != "bearer"
+    auth = landing_format.Authentication(
+        mode,
+        landing_format.SIGNATURE_FORMS[header[0] >> 7] if hmac_used else None,
+        header[1] >> 4 if hmac_used else None,
+        header[1] & 0x0F if mode != "hmac" else None,
+    )
+    minutes = int.from_bytes(header[2:4], "big", signed=True) % (47 * 60) - 23 * 60
+    micros = int.from_bytes(header[4:12], "big") % SPAN_US
+    moment = (EARLIEST + timedelta(microseconds=micros)).astimezone(
+        timezone(timedelta(minutes=minutes))
+    )
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # format_line's contract: the receiver only lands UTF-8 bodies
+
+    line = landing_format.format_line(body, auth, moment)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1, line
+    parsed = landing_format.parse_line(line)
+    assert parsed.body == body, (parsed.body, body)
+    assert parsed.delivery_id == hashlib.sha256(body).hexdigest()
+    assert parsed.auth == auth, (parsed.auth, auth)
+    assert parsed.received_at == moment and parsed.received_at.tzinfo is UTC, parsed.received_at
+    assert landing.line_partition(line) == landing_format.partition_name(moment)
+
+
+def _garbage(line: bytes) -> None:
+    try:
+        parsed = landing_format.parse_line(line)
+    except ValueError:
+        return  # the documented rejection
+    if parsed.received_at.year < 1000:
+        # Finding (fuzzed 2026-11-29): format_line writes years before 1000 unpadded (strftime
+        # %Y gives "26"), which parse_line refuses. Unreachable: received_at is the receiver's
+        # clock. Reported to the receiver's owner; skipped here so the run looks past it.
+        return
+    again = landing_format.format_line(parsed.body, parsed.auth, parsed.received_at)
+    assert landing_format.parse_line(again) == parsed, (line, again)
+
+
+def check(data: bytes) -> None:
+    if not data:
+        return
+    if data[0] & 1:
+        _garbage(data[1:])
+    elif len(data) > ROUND_TRIP_HEADER:
+        _round_trip(data[1:ROUND_TRIP_HEADER], data[ROUND_TRIP_HEADER:])
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
