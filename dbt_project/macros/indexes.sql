@@ -1,14 +1,16 @@
 {#- "Has learner X completed course Y?" as one indexed lookup. DuckDB builds an ART index on
     `columns`; engines without indexes (Spark) do nothing.
 
-    Use both hooks OUTSIDE the model's transaction (see lookup_index_hooks): the index is dropped
-    and committed before dbt renames the old table aside, and re-created after the new table is
-    committed. An index that still exists while its table is renamed in an open transaction makes
-    DuckDB's duckdb_indexes() fail in the other dbt threads ("Table with name ...__dbt_backup
-    does not exist"). -#}
+    Use both hooks OUTSIDE the model's transaction (see lookup_index_hooks): when the model is
+    rebuilt (a table, or an incremental model's first build or full refresh), the index is
+    dropped and committed before dbt renames the old table aside, and re-created after the new
+    table is committed: DuckDB does not rename a table that has an index, and an index that still
+    exists while its table is renamed in an open transaction makes duckdb_indexes() fail in other
+    dbt threads ("Table with name ...__dbt_backup does not exist"). An incremental run changes
+    rows in place and keeps the index, which DuckDB maintains row by row. -#}
 {% macro lookup_index_hooks(columns) -%}
     {{ return({
-        'pre_hook': [{'sql': "{{ edume.drop_lookup_index(this, " ~ columns ~ ") }}", 'transaction': false}],
+        'pre_hook': [{'sql': "{% if not edume.is_incremental() %}{{ edume.drop_lookup_index(this, " ~ columns ~ ") }}{% else %}select 1{% endif %}", 'transaction': false}],
         'post_hook': [{'sql': "{{ edume.create_lookup_index(this, " ~ columns ~ ") }}", 'transaction': false}],
     }) }}
 {%- endmacro %}

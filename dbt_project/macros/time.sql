@@ -11,21 +11,14 @@
 
 
 {#- The moment "now" means for this run: var('as_of') when set (reproducible results), else the
-    current UTC time. -#}
+    moment the run started (UTC). Rendered as a literal, so every model and test of one run, and
+    every later read of a view, agree on it. -#}
 {% macro as_of() -%}
     {%- if var('as_of', none) -%}
         cast('{{ var("as_of") }}' as timestamp)
     {%- else -%}
-        {{ edume.utc_now() }}
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- endif -%}
-{%- endmacro %}
-
-{% macro utc_now() -%}
-    {{ return(adapter.dispatch('utc_now', 'edume')()) }}
-{%- endmacro %}
-
-{% macro duckdb__utc_now() -%}
-    cast(current_timestamp at time zone 'UTC' as timestamp)
 {%- endmacro %}
 
 

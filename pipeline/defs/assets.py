@@ -22,6 +22,9 @@ from pipeline.warehouse_lock import warehouse_lock
 
 RAW_EVENTS = dg.AssetKey(["raw", "edume_events"])
 EXPORTS = dg.AssetKey(["exports", "marts"])
+# Models, seeds and data tests; dbt's unit tests check SQL logic on fixed inputs, not the data,
+# so they run in the test suite (tests/dbt) as dbt recommends, not in every production build.
+DBT_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 
 @dg.asset(
@@ -68,7 +71,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # warehouse path and the engine, whatever directory dbt runs in.
         os.environ.update(paths.dbt_env())
         with warehouse_lock(paths.warehouse_path, on_wait=context.log.warning):
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from dbt.cli(DBT_BUILD_ARGS, context=context).stream()
 
     return edume_dbt_models
 

@@ -24,6 +24,14 @@ pytestmark = pytest.mark.slow
 
 BUILD_MODELS = ("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test")
 EVENT_SET = tuple(company_deliveries() + random_deliveries(seed=7))
+INCREMENTAL_MODELS = (
+    "int_learner_events_deduplicated",
+    "int_unprocessable_events_deduplicated",
+    "int_learner_team_snapshots_deduplicated",
+    "int_learner_course_progress_aggregated",
+    "int_learner_profiles_aggregated",
+    "int_course_learner_mentions_aggregated",
+)
 
 
 @dataclass(frozen=True)
@@ -80,14 +88,20 @@ def test_incremental_run_then_full_refresh_equal_a_single_full_build(
     dbt(*BUILD_MODELS)
     land_and_load(landing, warehouse, second, first_segment=next_segment)
     dbt(*BUILD_MODELS)
-    ran = next((dbt.work_dir / "target" / "run").rglob("int_learner_events_deduplicated.sql"))
-    assert "delete from" in ran.read_text(), "the second run took the incremental path"
+    for model in INCREMENTAL_MODELS:
+        ran = next((dbt.work_dir / "target" / "run").rglob(f"{model}.sql"))
+        assert "delete from" in ran.read_text(), f"the second run of {model} was incremental"
     assert mart_rows(warehouse) == reference.marts
-    # The lookup indexes survive a rebuild of their tables.
-    indexes = "select count(*) from duckdb_indexes() where schema_name = 'marts'"
-    assert query(warehouse, indexes) == [(2,)]
+    # The lookup indexes survive an incremental run and a rebuild of their tables.
+    indexes = (
+        "select table_name from duckdb_indexes() "
+        "where index_name like '%__learner_course_key' order by table_name"
+    )
+    expected_indexes = [("fct_training_compliance",), ("int_learner_course_progress_aggregated",)]
+    assert query(warehouse, indexes) == expected_indexes
     dbt(*BUILD_MODELS, "--full-refresh")
     assert mart_rows(warehouse) == reference.marts
+    assert query(warehouse, indexes) == expected_indexes
 
 
 @settings(

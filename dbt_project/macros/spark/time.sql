@@ -14,11 +14,6 @@
 {%- endmacro %}
 
 
-{% macro spark__utc_now() -%}
-    current_timestamp()
-{%- endmacro %}
-
-
 {#- unix_seconds floors to whole seconds as DuckDB's date_diff('second', ...) does. -#}
 {% macro spark__whole_days_between(start, end) -%}
     cast(floor((unix_seconds({{ end }}) - unix_seconds({{ start }})) / 86400) as bigint)

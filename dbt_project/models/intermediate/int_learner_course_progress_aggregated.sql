@@ -1,20 +1,48 @@
 {#- Grain: one row per (learner_id, course_id) seen in a learner event. Milestones from the
     events' occurred_at (arrival order never matters). Nothing here depends on the run's time;
-    fct_learner_course_progress adds the as_of-dependent columns. A table: several models read it. -#}
-{{ config(materialized='table') }}
+    fct_learner_course_progress adds the as_of-dependent columns over this table.
+
+    Incremental: a run recomputes, from all their events, only the pairs named by an event
+    loaded since the newest loaded_at this table holds, and replaces those rows (unique key
+    learner_course_key), so it equals a full refresh. Indexed on learner_course_key: the lookup
+    "has learner X completed course Y?" of fct_learner_course_progress. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='learner_course_key',
+    incremental_strategy=edume.upsert_strategy(),
+    **edume.lookup_index_hooks(['learner_course_key'])
+) }}
 with
 
+all_events as (
+    select * from {{ ref('int_learner_events_deduplicated') }}
+    where course_id is not null
+),
+
+{% if is_incremental() %}
+touched_pairs as (
+    select distinct learner_id, course_id
+    from all_events
+    where {{ edume.loaded_since_last_run() }}
+),
+
+{% endif %}
 events as (
     select
-        *,
-        event_type in (
+        all_events.*,
+        all_events.event_type in (
             'learner.activity.started', 'learner.activity.finished', 'learner.course.completed'
         ) as is_activity_event,
-        event_type = 'learner.course.completed'
-            or (event_type = 'learner.activity.finished' and activity_type = 'course')
+        all_events.event_type = 'learner.course.completed'
+            or (all_events.event_type = 'learner.activity.finished'
+                and all_events.activity_type = 'course')
             as is_course_completion
-    from {{ ref('int_learner_events_deduplicated') }}
-    where course_id is not null
+    from all_events
+    {% if is_incremental() %}
+    inner join touched_pairs
+        on touched_pairs.learner_id = all_events.learner_id
+        and touched_pairs.course_id = all_events.course_id
+    {% endif %}
 ),
 
 latest_activity as (
@@ -48,13 +76,16 @@ per_pair as (
         count(distinct case
             when event_type = 'learner.activity.finished' and activity_id is not null
             then activity_id
-        end) as count_activities_done
+        end) as count_activities_done,
+        max(loaded_at) as loaded_at
     from events
     group by learner_id, course_id
 ),
 
 final as (
     select
+        {{ edume.learner_course_key('per_pair.learner_id', 'per_pair.course_id') }}
+            as learner_course_key,
         per_pair.learner_id,
         per_pair.course_id,
         case
@@ -68,7 +99,8 @@ final as (
         per_pair.last_activity_at,
         latest_activity.activity_id as last_activity_id,
         per_pair.count_lessons_done,
-        per_pair.count_activities_done
+        per_pair.count_activities_done,
+        per_pair.loaded_at
     from per_pair
     left join latest_activity
         on latest_activity.learner_id = per_pair.learner_id

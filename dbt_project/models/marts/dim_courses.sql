@@ -6,31 +6,9 @@ states as (
     select * from {{ ref('int_course_states_resolved') }}
 ),
 
-learner_mentions as (
-    select
-        course_id,
-        course_key,
-        course_title,
-        group_id,
-        occurred_at,
-        row_number() over (
-            partition by course_id
-            order by case when course_title is null then 1 else 0 end,
-                occurred_at desc, delivery_id desc
-        ) as recency
-    from {{ ref('int_learner_events_deduplicated') }}
-    where course_id is not null
-),
-
 learner_courses as (
-    select
-        course_id,
-        min(occurred_at) as first_seen_at,
-        max(case when recency = 1 then course_key end) as course_key,
-        max(case when recency = 1 then course_title end) as course_title,
-        max(case when recency = 1 then group_id end) as group_id
-    from learner_mentions
-    group by course_id
+    select course_id, first_seen_at, course_key, course_title, group_id
+    from {{ ref('int_course_learner_mentions_aggregated') }}
 ),
 
 course_ids as (

@@ -1,4 +1,9 @@
-{#- Grain: one row per distinct learner event (delivery_id), every learner.* type. -#}
+{#- Grain: one row per distinct learner event (delivery_id), every learner.* type.
+
+    The incremental int_learner_events_deduplicated under new names: on DuckDB a view over that
+    table, so a run does not copy every event again; on Spark a table (the exporter reads each
+    Spark mart's parquet files). -#}
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 with
 
 events as (
