@@ -6,72 +6,22 @@ runs: a good one, then one with a broken model while readers query the exports.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
+from materialize_kit import Pipeline, copy_dbt_project
 
 from pipeline.loader.synthetic import write_backlog
-from pipeline.settings import DBT_PROJECT_DIR, REPO_ROOT
-
-
-@dataclass
-class Pipeline:
-    root: Path
-    landing: Path
-    warehouse: Path
-    exports: Path
-    dbt_project: Path
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-        env.update(
-            EDUME_LANDING_DIR=str(self.landing),
-            EDUME_WAREHOUSE=str(self.warehouse),
-            EDUME_EXPORT_DIR=str(self.exports),
-            EDUME_ENGINE="duckdb",
-        )
-        return env
-
-    def command(self) -> list[str]:
-        cli = [sys.executable, "-m", "pipeline.cli", "materialize"]
-        return [*cli, "--dbt-project-dir", str(self.dbt_project)]
-
-    def materialize(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(),
-            cwd=REPO_ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    def start(self, log: Path) -> subprocess.Popen[bytes]:
-        """Start a run in the background, its output to ``log`` (a pipe could fill and block it)."""
-        with open(log, "w") as out:
-            return subprocess.Popen(
-                self.command(), cwd=REPO_ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def export_snapshot(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(self.exports.iterdir())}
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     root = tmp_path_factory.mktemp("materialize")
-    project = root / "dbt_project"
-    shutil.copytree(
-        DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
-    )
-    made = Pipeline(root, root / "landing", root / "edume.duckdb", root / "exports", project)
+    made = Pipeline.under(root, copy_dbt_project(root / "dbt_project"))
     write_backlog(made.landing, events=600, per_segment=200)
     return made
 
