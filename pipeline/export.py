@@ -11,6 +11,8 @@ Contract of :func:`export_marts`:
 - ``<export_dir>/query.duckdb`` holds one view per mart over its parquet file (absolute path), and
   is rebuilt aside and renamed too. It never touches the warehouse, so analysts open it (read-only)
   at any time, even while a run holds the warehouse, without a lock error.
+- Files a killed export left aside (``.<name>.<pid>.tmp``, and DuckDB's ``.wal`` beside one) are
+  removed by the next export once their process is gone; a running export's are left alone.
 
 The warehouse is read under :func:`pipeline.warehouse_lock.warehouse_lock`.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,9 @@ DESIGNED_MARTS = (
     "fct_course_dropoff",
     "fct_training_compliance",
 )
+
+# What _write_parquet and write_query_file write before the rename (plus DuckDB's write-ahead log).
+_ASIDE = re.compile(r"\..+\.(?P<pid>[0-9]+)\.tmp(\.wal)?")
 
 # DuckDB types BI tools (and Parquet readers such as Power BI, Tableau, Spark) handle badly.
 _BI_CASTS = {
@@ -126,6 +132,28 @@ def write_query_file(export_dir: Path, parquet_files: list[Path]) -> Path:
     return final
 
 
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, as another user
+    return False
+
+
+def remove_stale_asides(export_dir: Path) -> list[Path]:
+    """Delete the files exports that died (SIGKILL, power loss) left aside; return them."""
+    stale = [
+        path
+        for path in export_dir.glob(".*.tmp*")
+        if (match := _ASIDE.fullmatch(path.name)) and _process_is_gone(int(match["pid"]))
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _marts_source(warehouse: Path, engine: str) -> duckdb.DuckDBPyConnection:
     """Where ``engine``'s dbt target built the marts: the DuckDB file, or Spark's parquet tables
     (``pipeline/spark_marts.py``) in the Spark directory beside it."""
@@ -139,6 +167,8 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
     docstring."""
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
+    for path in remove_stale_asides(export_dir):
+        log.warning("removed %s, left by an export that did not finish", path.name)
     written: list[Path] = []
     rows: dict[str, int] = {}
     with (
