@@ -45,6 +45,7 @@ class Kill:
     printed_lines: int  # non-empty log lines when it was killed
     last_line: str  # what it was doing
     after_success: bool  # it had already printed "materialize: OK" (only exiting was left)
+    left_aside: list[str]  # hidden files in the export dir right after the kill
 
 
 def land_company(landing: Path) -> int:
@@ -78,7 +79,10 @@ def kill_when(
         os.killpg(run.pid, signal.SIGKILL)
         printed = [line for line in _lines(log) if line.strip()]
         last = printed[-1][-160:] if printed else ""
-        return Kill(len(printed), last, any(line == "materialize: OK" for line in printed))
+        finished = any(line == "materialize: OK" for line in printed)
+        exports = pipeline.exports
+        aside = sorted(p.name for p in exports.glob(".*")) if exports.is_dir() else []
+        return Kill(len(printed), last, finished, aside)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
