@@ -56,7 +56,8 @@ def delivery_id(body: bytes) -> str:
 
 
 def format_received_at(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC; the year always has four digits."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def format_line(body: bytes, auth: Authentication, received_at: datetime) -> bytes:
@@ -97,7 +98,20 @@ def parse_line(line: bytes) -> LandedDelivery:
         raise ValueError(f"not a landed line: {exc}") from exc
     if delivery_id(body) != landed.delivery_id:
         raise ValueError("delivery_id does not match the SHA-256 of the body")
+    _check_authentication(landed.auth)
     return landed
+
+
+def _check_authentication(auth: Authentication) -> None:
+    """Refuse what :func:`format_line` never writes: the recorded authentication must be one the
+    receiver can produce (a known mode and form, indexes absent or non-negative integers)."""
+    if auth.mode not in AUTH_MODES:
+        raise ValueError(f"not a landed line: auth_mode {auth.mode!r}")
+    if auth.signature_form is not None and auth.signature_form not in SIGNATURE_FORMS:
+        raise ValueError(f"not a landed line: signature_form {auth.signature_form!r}")
+    for name, index in (("secret_index", auth.secret_index), ("token_index", auth.token_index)):
+        if index is not None and (type(index) is not int or index < 0):
+            raise ValueError(f"not a landed line: {name} {index!r}")
 
 
 def partition_name(received_at: datetime) -> str:
