@@ -33,10 +33,9 @@ from pipeline.receiver.landing import (
     DEFAULT_MAX_SEGMENT_AGE_S,
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
-    LandingWriter,
-    recover,
 )
 from pipeline.receiver.landing_format import format_line
+from pipeline.receiver.landing_process import LandingProcess
 from pipeline.receiver.signature import AuthenticationError, Credentials, js_parse, verify
 
 Scope = MutableMapping[str, Any]
@@ -118,7 +117,7 @@ class ReceiverApp:
     def __init__(self, config: ReceiverConfig) -> None:
         self.config = config
         self.counters = _Counters()
-        self.writer: LandingWriter | None = None
+        self.writer: LandingProcess | None = None
         self._log = _rejection_logger()
         self._started = time.monotonic()
         # How much of an oversize body is read and dropped so the 413 reaches the client intact
@@ -139,7 +138,13 @@ class ReceiverApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.writer = await loop.run_in_executor(None, self._start_landing)
+                    # Started from this (the loop's) thread: the writer process dies with it.
+                    self.writer = LandingProcess.start(
+                        self.config.landing_dir,
+                        max_segment_bytes=self.config.max_segment_bytes,
+                        max_segment_age_s=self.config.max_segment_age_s,
+                        lanes=self.config.landing_lanes,
+                    )
                 except OSError as exc:
                     text = f"cannot use landing dir {self.config.landing_dir}: {exc}"
                     await send({"type": "lifespan.startup.failed", "message": text})
@@ -150,15 +155,6 @@ class ReceiverApp:
                     await loop.run_in_executor(None, self.writer.close)  # flush and seal
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    def _start_landing(self) -> LandingWriter:
-        recover(self.config.landing_dir)
-        return LandingWriter(
-            self.config.landing_dir,
-            max_segment_bytes=self.config.max_segment_bytes,
-            max_segment_age_s=self.config.max_segment_age_s,
-            lanes=self.config.landing_lanes,
-        )
 
     # --- routing ----------------------------------------------------------------------------
 
@@ -272,11 +268,7 @@ class ReceiverApp:
         if self.writer is None:
             raise LandingUnavailable(0, "the landing writer is not running")
         line = format_line(body, auth, datetime.now(UTC))
-        try:
-            waiter = self.writer.append_async(line)
-        except RuntimeError:  # closed: the server is shutting down
-            raise LandingUnavailable(0, "the receiver is shutting down") from None
-        await waiter
+        await self.writer.append_async(line)
 
     async def _reject(
         self, scope: Scope, headers: dict[str, str], body: bytes, reject: _Reject, send: Send

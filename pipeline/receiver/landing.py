@@ -31,7 +31,6 @@ it; the next round opens a fresh segment, so the writer recovers by itself when 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -89,8 +88,7 @@ class _Pending:
     partition: str
     data: bytes
     lines: int
-    future: Future[None] | None = None
-    waiter: asyncio.Future[None] | None = None
+    future: Future[None]
 
 
 @dataclass
@@ -144,11 +142,12 @@ def _host_tag() -> str:
 class LandingWriter:
     """Appends landing lines durably; see the module docstring for the contract.
 
-    Thread-safe: :meth:`append` may be called from any thread; :meth:`append_async` from a
-    running asyncio loop (the server's). ``lanes`` writer threads share one queue, each with its
-    own open segments: while one waits in ``fdatasync`` the next takes whatever queued meanwhile,
-    so flushes overlap (a journaling filesystem commits concurrent fsyncs together). Threads
-    start on construction and stop in :meth:`close`.
+    Thread-safe: :meth:`append` and :meth:`append_batch` may be called from any thread (the
+    server calls them in a process of their own, :mod:`pipeline.receiver.landing_process`, so
+    these threads never take its event loop's GIL). ``lanes`` writer threads share one queue,
+    each with its own open segments: while one waits in ``fdatasync`` the next takes whatever
+    queued meanwhile, so flushes overlap (a journaling filesystem commits concurrent fsyncs
+    together). Threads start on construction and stop in :meth:`close`.
     """
 
     def __init__(
@@ -171,7 +170,6 @@ class LandingWriter:
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()  # guards stats, the closed flag and segment naming
         self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
-        self._loop_batches: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._closed = False
         self._threads = [
             threading.Thread(target=_Lane(self).run, name=f"landing-lane-{n}", daemon=True)
@@ -190,24 +188,13 @@ class LandingWriter:
         self._submit([_Pending(line_partition(line), line, 1, future=future)])
         return future
 
-    def append_async(self, line: bytes) -> asyncio.Future[None]:
-        """Like :meth:`append`, from a running event loop: the returned asyncio future resolves
-        once the line is fsynced (or fails with :class:`LandingUnavailable`).
-
-        Lines appended during one pass of the loop reach the lanes as one batch (one thread
-        wake-up, not one per request), and a round's waiters are woken with one loop wake-up.
-        """
-        if self._closed:
-            raise RuntimeError("the landing writer is closed")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        pending = _Pending(line_partition(line), line, 1, waiter=waiter)
-        batch = self._loop_batches.get(loop)
-        if batch is None:
-            batch = self._loop_batches[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        batch.append(pending)
-        return waiter
+    def append_batch(self, partition: str, data: bytes, lines: int) -> Future[None]:
+        """Queue ``lines`` landing lines of one receive date, already joined into ``data`` and
+        checked with :func:`line_partition`; they are written together, so they land (and the
+        future resolves) or fail together. Raises ``RuntimeError`` after :meth:`close`."""
+        future: Future[None] = Future()
+        self._submit([_Pending(partition, data, lines, future=future)])
+        return future
 
     def write_all(self, lines: Iterable[bytes]) -> int:
         """Land every line and return how many, once all are durable. Lines may span several
@@ -264,13 +251,6 @@ class LandingWriter:
                 raise RuntimeError("the landing writer is closed")
             self._queue.put(batch)
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._loop_batches.pop(loop)
-        try:
-            self._submit(batch)
-        except RuntimeError:  # closed meanwhile
-            _wake([p.waiter for p in batch if p.waiter], LandingUnavailable(0, "writer closed"))
-
     def _next_segment_id(self) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         return f"{stamp}-{self._writer_tag}-{next(self._sequence):06d}"
@@ -282,29 +262,13 @@ class LandingWriter:
 
 
 def _resolve(round_: list[_Pending], error: BaseException | None) -> None:
-    """Complete every waiter of a round: thread futures directly, asyncio ones with a single
-    ``call_soon_threadsafe`` per loop (not one wake-up per request)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    """Complete every future of a round."""
     for pending in round_:
-        if pending.future is not None and not pending.future.done():
+        if not pending.future.done():
             if error is None:
                 pending.future.set_result(None)
             else:
                 pending.future.set_exception(error)
-        if pending.waiter is not None:
-            by_loop.setdefault(pending.waiter.get_loop(), []).append(pending.waiter)
-    for loop, waiters in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            loop.call_soon_threadsafe(_wake, waiters, error)
-
-
-def _wake(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for waiter in waiters:
-        if not waiter.done():  # the request may have been cancelled (client gone)
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
 
 
 class _Lane:
