@@ -46,6 +46,9 @@ Send = Callable[[Message], Awaitable[None]]
 WEBHOOK_PATH = "/webhooks/edume"
 _LOGGED_HEADER_CHARS = 200
 _JSON_TYPES = ("application/json",)
+# The 204's two ASGI messages, built once (the server only reads them).
+_ACCEPTED_START: Message = {"type": "http.response.start", "status": 204, "headers": ()}
+_ACCEPTED_BODY: Message = {"type": "http.response.body", "body": b""}
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,8 @@ class ReceiverApp:
             await _respond(send, 503, {"error": "landing_unavailable"}, [(b"retry-after", retry)])
         else:
             self.counters.accepted += 1
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+            await send(_ACCEPTED_START)
+            await send(_ACCEPTED_BODY)
 
     def _check_declared_length(self, declared: str | None) -> None:
         if declared is None:
@@ -251,9 +254,10 @@ class ReceiverApp:
                     if not more or oversize > self._drain_bytes:
                         raise _BodyTooLarge(bytes(body))
                     continue
-                body += chunk
                 if not more:
-                    return bytes(body)
+                    # One chunk (the usual case): no copy. bytes() of a bytes is the same object.
+                    return bytes(chunk) if not body else bytes(body + chunk)
+                body += chunk
         except asyncio.CancelledError:
             if not expired or task.cancelling() > 1:
                 raise  # cancelled for another reason (shutdown): not ours to swallow

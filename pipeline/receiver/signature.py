@@ -17,6 +17,7 @@ whose ``reason`` is a short, stable, secret-free code used for metrics and logs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -26,6 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.receiver.landing_format import Authentication
+
+# Few distinct outcomes (mode x form x indexes) and the result is frozen: share the instances
+# instead of building one per delivery.
+_authentication = functools.lru_cache(maxsize=256)(Authentication)
 
 SIGNATURE_HEADER = "x-edume-signature"
 AUTHORIZATION_HEADER = "authorization"
@@ -77,7 +82,7 @@ def verify(body: bytes, headers: Mapping[str, str], credentials: Credentials) ->
         mode = "hmac+bearer"
     else:
         mode = "hmac" if credentials.secrets else "bearer"
-    return Authentication(mode, form, secret_index, token_index)
+    return _authentication(mode, form, secret_index, token_index)
 
 
 def _verify_signature(body: bytes, header: str | None, credentials: Credentials) -> tuple[str, int]:
