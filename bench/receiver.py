@@ -12,6 +12,8 @@ each is reported, with the ratio. Targets: ratio >= 0.75 and receiver p99 < 20 m
 The soak runs wrk at a fixed offered rate (``--soak-rate``) against a fresh receiver, samples its
 RSS and open descriptors every second, then stops it and checks every 204 is in a sealed segment.
 The landing lives in a temporary directory on the same disk as the system temp dir (real fsyncs).
+The receiver's landing writer runs in a child process of its own (``landing_process``); its CPU
+comes out of the same cores as the server's and wrk's, so the ratio pays for it.
 """
 
 from __future__ import annotations
