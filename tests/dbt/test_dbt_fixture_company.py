@@ -11,6 +11,8 @@ import pytest
 from fixture_company import company_deliveries
 from warehouse_harness import land_and_load, query
 
+from pipeline.export import DESIGNED_MARTS
+
 pytestmark = pytest.mark.slow
 
 
@@ -236,6 +238,19 @@ def test_unprocessable_deliveries_are_counted_not_dropped(warehouse: Path) -> No
         "select invalid_reason, count(*) from intermediate.int_events_quarantined "
         "group by invalid_reason order by invalid_reason",
     ) == [("missing_learner_id", 1), ("missing_type", 1), ("unknown_type", 1)]
+
+
+def test_every_designed_mart_is_a_base_table(warehouse: Path) -> None:
+    kinds = dict(
+        query(
+            warehouse,
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'marts'",
+        )
+    )
+    assert {name: kinds.get(name) for name in DESIGNED_MARTS} == dict.fromkeys(
+        DESIGNED_MARTS, "BASE TABLE"
+    )
 
 
 def test_has_learner_completed_course_is_one_index_scan(warehouse: Path) -> None:

@@ -97,7 +97,11 @@ def test_incremental_run_then_full_refresh_equal_a_single_full_build(
         "select table_name from duckdb_indexes() "
         "where index_name like '%__learner_course_key' order by table_name"
     )
-    expected_indexes = [("fct_training_compliance",), ("int_learner_course_progress_aggregated",)]
+    expected_indexes = [
+        ("fct_learner_course_progress",),
+        ("fct_training_compliance",),
+        ("int_learner_course_progress_aggregated",),
+    ]
     assert query(warehouse, indexes) == expected_indexes
     dbt(*BUILD_MODELS, "--full-refresh")
     assert mart_rows(warehouse) == reference.marts

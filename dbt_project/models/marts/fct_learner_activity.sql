@@ -1,9 +1,7 @@
 {#- Grain: one row per distinct learner event (delivery_id), every learner.* type.
 
-    The incremental int_learner_events_deduplicated under new names: on DuckDB a view over that
-    table, so a run does not copy every event again; on Spark a table (the exporter reads each
-    Spark mart's parquet files). -#}
-{{ config(materialized='table' if target.type == 'spark' else 'view') }}
+    The incremental int_learner_events_deduplicated under the marts' names, as a table like every
+    mart (design.md): analysts and BI tools see base tables only. -#}
 with
 
 events as (

@@ -1,14 +1,12 @@
 {#- Grain: one row per (learner_id, course_id) seen in a learner event. "Has learner X completed
     course Y?" is one indexed lookup on learner_course_key ('X:Y'): DuckDB's optimizer uses an
     ART index for an equality on one column, not for a conjunction over a composite index, so the
-    pair is also kept as one unique, indexed column (the index is on
-    int_learner_course_progress_aggregated; DuckDB pushes the equality through this view).
+    pair is also kept as one unique, indexed column.
 
     days_inactive and is_stalled are measured as of var('as_of') (default: the run's start,
-    rendered as a literal). On DuckDB this is a view over the incremental aggregate, so a run
-    that brings few events recomputes few pairs instead of rewriting every row for a new as_of.
-    On Spark it is a table: the exporter reads each Spark mart's parquet files. -#}
-{{ config(materialized='table' if target.type == 'spark' else 'view') }}
+    rendered as a literal). The aggregate below is incremental (a run recomputes only the pairs
+    its new events touch); this table only adds the as_of columns, so it is rebuilt every run. -#}
+{{ config(**edume.lookup_index_hooks(['learner_course_key'])) }}
 with
 
 progress as (
