@@ -12,9 +12,15 @@ Contract of :func:`load_landing`:
   SHA-256 of its body goes to ``raw.edume_rejected_lines`` with its segment, line number, error
   and text. Its neighbours load. A body without a (known) eduMe ``type`` is NOT rejected: it loads
   with ``event_type`` NULL (or the unknown value) and dbt surfaces it.
-- The parsing is DuckDB's: ``read_text`` + its JSON functions, batch by batch, so a backlog of
-  millions of lines loads in bounded memory. A segment that is not valid UTF-8 (corruption) falls
-  back to splitting its lines in Python so that its good lines still load.
+- The parsing is DuckDB's, batch by batch, so a backlog of millions of lines loads in bounded
+  memory. Fast path: DuckDB's own NDJSON reader (``read_json`` with the envelope's columns given,
+  nothing sampled), one scan per segment ``WITH ORDINALITY`` for the line numbers, the scans in
+  one ``UNION ALL`` so that segments parse in parallel. A segment for which that path cannot
+  vouch (the reader raised, or it yielded fewer good rows than the segment has lines) is loaded
+  line by line instead: ``read_text`` + DuckDB's JSON functions, which name the error of every bad
+  line. A segment that is not valid UTF-8 (corruption) is split in Python so that its good lines
+  still load. Both paths accept and refuse exactly the same lines with the same values; an absent
+  ``signature_form``/``secret_index``/``token_index`` reads as null in both.
 
 The caller needs no lock: the load runs inside :func:`pipeline.warehouse_lock.warehouse_lock`.
 """
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +41,7 @@ from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_BYTES = 128 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 256 * 1024 * 1024  # ~460k typical lines: whole row groups per stream
 DEFAULT_BATCH_SEGMENTS = 512
 
 DDL = """
@@ -104,6 +110,7 @@ class LoadResult:
     rows_rejected: int = 0
     segments_already_loaded: int = 0
     changed_segments: tuple[str, ...] = field(default_factory=tuple)
+    segments_line_by_line: int = 0  # loaded by the slower path that names each bad line's error
 
     def __add__(self, other: LoadResult) -> LoadResult:
         return LoadResult(
@@ -112,6 +119,7 @@ class LoadResult:
             self.rows_rejected + other.rows_rejected,
             self.segments_already_loaded + other.segments_already_loaded,
             self.changed_segments + other.changed_segments,
+            self.segments_line_by_line + other.segments_line_by_line,
         )
 
 
@@ -141,20 +149,23 @@ def file_sha256(path: Path) -> str:
 @dataclass(frozen=True)
 class Fingerprint:
     sha256: str
-    is_utf8: bool
     lines: int  # as the loader splits them: on newlines, the final newline ending the last line
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """Checksum, UTF-8 validity and line count of a segment, from one read of it."""
+    """Checksum and line count of a segment, from one read of it."""
     data = path.read_bytes()
     checksum = hashlib.sha256(data).hexdigest()
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    return Fingerprint(checksum, lines)
+
+
+def is_utf8(path: Path) -> bool:
     try:
-        data.decode("utf-8")
+        path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        return Fingerprint(checksum, False, lines)
-    return Fingerprint(checksum, True, lines)
+        return False
+    return True
 
 
 def load_landing(
@@ -178,14 +189,22 @@ def load_landing(
     warehouse = Path(warehouse)
     with warehouse_lock(warehouse, on_wait=log.warning), connect(warehouse) as con:
         con.execute(DDL)
+        # Rows carry their segment and line number, so the table's physical order means nothing;
+        # an order-preserving insert would funnel every parallel scan through one thread.
+        con.execute("set preserve_insertion_order = false")
         segments = sealed_segments(landing_dir) if landing_dir.is_dir() else []
         new, changed, already = _triage(con, segments, verify_checksums)
         total = LoadResult(segments_already_loaded=already, changed_segments=changed)
+        batches = list(_batches(new, batch_bytes, batch_segments))
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for batch in _batches(new, batch_bytes, batch_segments):
-                # Hash while DuckDB reads: hashlib releases the GIL on large buffers.
-                prints = [pool.submit(fingerprint, s.path) for s in batch]
-                loaded = _load_batch(con, landing_dir, batch, prints)
+            # Fingerprint one batch ahead, while DuckDB loads the one before (hashlib releases
+            # the GIL on large buffers): the load needs the line counts before it starts.
+            ahead = [pool.submit(fingerprint, s.path) for s in batches[0]] if batches else []
+            for index, batch in enumerate(batches):
+                prints = ahead
+                if index + 1 < len(batches):
+                    ahead = [pool.submit(fingerprint, s.path) for s in batches[index + 1]]
+                loaded = _load_batch(con, batch, prints)
                 total = total + loaded
                 if on_batch is not None:
                     on_batch(loaded)
@@ -240,8 +259,98 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_sql_str(v) for v in values) + "]"
+RECEIVED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# The envelope as DuckDB's NDJSON reader reads it: these columns, nothing sampled or inferred.
+# The nullable fields and the body stay JSON so that their JSON types are checked exactly as the
+# line-by-line path checks them (the body must be a JSON string, an index an integer).
+_ENVELOPE_COLUMNS = (
+    "{'received_at': 'VARCHAR', 'delivery_id': 'VARCHAR', 'auth_mode': 'VARCHAR', "
+    "'signature_form': 'JSON', 'secret_index': 'JSON', 'token_index': 'JSON', 'body': 'JSON'}"
+)
+
+# Shared by both paths: ``b`` is ``json_extract(body, ['$.type', '$.timestamp'])``.
+_EVENT_TYPE_SQL = "case when left(b[1], 1) = '\"' then b[1] ->> '$' end"
+_EVENT_TIMESTAMP_SQL = (
+    "case when left(b[2], 1) = '\"' then try_cast(b[2] ->> '$' as timestamptz)::timestamp end"
+)
+
+
+def _scan_sql(segments: list[Segment], lines: list[int]) -> str:
+    """``segments``, in order, through DuckDB's NDJSON reader, each row with its line number.
+
+    ``WITH ORDINALITY`` is a streaming ``row_number()``: DuckDB runs its pipeline on one thread in
+    file order (a FIXED_ORDER operator), so it counts the rows of the files one after the other.
+    Subtracting the lines of the files before (``lines``, counted in Python) gives the line number
+    as long as the reader yields one row per line. It skips blank lines (and raises on anything
+    else that is not one object), which shifts the numbers; the caller therefore keeps a segment
+    only when its rows are numbered exactly 1..its line count.
+    """
+    starts = [0]
+    for count in lines[:-1]:
+        starts.append(starts[-1] + count)
+    names = "[" + ", ".join(_sql_str(s.name) for s in segments) + "]"
+    paths = "[" + ", ".join(_sql_str(str(s.path)) for s in segments) + "]"
+    return (
+        f"select {names}[file_index::bigint + 1] as segment, "
+        f"ordinality - {starts}[file_index::bigint + 1] as line_number, * exclude (ordinality) "
+        f"from read_json({paths}, format = 'newline_delimited', records = true, "
+        f"columns = {_ENVELOPE_COLUMNS}, hive_partitioning = false) with ordinality"
+    )
+
+
+def _scans_sql(segments: list[Segment], lines: list[int], streams: int) -> str:
+    """``segments`` split into ``streams`` scans of similar size, in a UNION ALL.
+
+    Each scan runs on one thread (see :func:`_scan_sql`); the UNION ALL lets ``streams`` of them
+    run at once. Few streams of many rows each, rather than one per segment, because every
+    stream's insert builds its own row groups and small ones are costly to merge.
+    """
+    groups: list[list[int]] = [[] for _ in range(max(1, min(streams, len(segments))))]
+    sizes = [0] * len(groups)
+    for index in sorted(range(len(segments)), key=lambda i: -segments[i].size_bytes):
+        smallest = sizes.index(min(sizes))
+        groups[smallest].append(index)
+        sizes[smallest] += segments[index].size_bytes
+    return " union all ".join(
+        _scan_sql([segments[i] for i in sorted(g)], [lines[i] for i in sorted(g)])
+        for g in groups
+        if g
+    )
+
+
+# The fast path: only lines that the line-by-line path would load, with the same values. A line
+# failing any check is simply not inserted; its segment then falls short and goes line by line.
+_FAST_INSERT_SQL = """
+insert into raw.edume_events
+with scanned as ({scans}),
+typed as (
+    select segment, line_number,
+        try_strptime(received_at, '{received_at_format}') as received_at,
+        delivery_id, auth_mode, signature_form as sf, secret_index as si, token_index as ti,
+        case when left(body, 1) = '"' then body ->> '$' end as body
+    from scanned
+),
+checked as (
+    select *,
+        try(json_extract(body, ['$.type', '$.timestamp'])) as b,
+        sf ->> '$' as signature_form,
+        try_cast(si ->> '$' as integer) as secret_index,
+        try_cast(ti ->> '$' as integer) as token_index
+    from typed
+)
+select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
+    {event_type} as event_type, {event_timestamp} as event_timestamp,
+    body, segment, line_number, $loaded_at
+from checked
+where received_at is not null
+    and auth_mode in {auth_modes}
+    and (sf is null or signature_form in {forms})
+    and (si is null or (secret_index is not null and left(si, 1) <> '"'))
+    and (ti is null or (token_index is not null and left(ti, 1) <> '"'))
+    and b is not null
+    and sha256(body) = delivery_id  -- which also makes delivery_id 64 lower-case hex digits
+"""
 
 
 def _split_lines_in_python(segment: Segment) -> list[tuple[str, int, str, str | None]]:
@@ -259,54 +368,50 @@ def _split_lines_in_python(segment: Segment) -> list[tuple[str, int, str, str | 
     return rows
 
 
-def _lines_sql(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, batch: list[Segment], corrupt: set[str]
-) -> str:
-    """A relation ``(segment, line_number, line, pre_error)`` over every line of ``batch``.
+def _text_lines_sql(segment: Segment) -> str:
+    """``(segment, line_number, line, pre_error)`` for a UTF-8 segment, split by DuckDB."""
+    return f"""
+        select {_sql_str(segment.name)} as segment, line_number, line, null::varchar as pre_error
+        from (
+            select unnest(lines) as line, generate_subscripts(lines, 1) as line_number,
+                   len(lines) as n
+            from (select string_split(content, chr(10)) as lines
+                  from read_text({_sql_str(str(segment.path))}))
+        )
+        where not (line_number = n and line = '')  -- the newline that ends the last line
+        """
 
-    UTF-8 segments are read and split by DuckDB; the ``corrupt`` ones (not UTF-8) are split in
-    Python into a temp table first, so that their good lines still load.
+
+def _lines_sql(con: duckdb.DuckDBPyConnection, segments: list[Segment]) -> str:
+    """A relation ``(segment, line_number, line, pre_error)`` over every line of ``segments``.
+
+    UTF-8 segments are read and split by DuckDB, one ``read_text`` per segment in a UNION ALL (a
+    single ``read_text`` scan runs on one thread); the others are split in Python into a temp
+    table first, so that their good lines still load.
     """
     parts = []
-    readable = [s for s in batch if s.name not in corrupt]
-    if readable:
-        prefix_len = len(str(landing_dir.resolve())) + 2  # 1-based, and skip the separator
-        files = _sql_list(str(s.path.resolve()) for s in readable)
-        parts.append(
-            f"""
-            select segment, line_number, line, null::varchar as pre_error
-            from (
-                select segment, unnest(lines) as line,
-                       generate_subscripts(lines, 1) as line_number, len(lines) as n
-                from (
-                    select substr(filename, {prefix_len}) as segment,
-                           string_split(content, chr(10)) as lines
-                    from read_text({files})
-                )
-            )
-            where not (line_number = n and line = '')  -- the newline that ends the last line
-            """
-        )
+    corrupt = []
+    for segment in segments:
+        if is_utf8(segment.path):
+            parts.append(_text_lines_sql(segment))
+        else:
+            corrupt.append(segment)
     if corrupt:
         con.execute(
             "create or replace temp table _corrupt_lines "
             "(segment varchar, line_number bigint, line varchar, pre_error varchar)"
         )
-        for segment in batch:
-            if segment.name in corrupt:
-                log.warning(
-                    "segment %s is not valid UTF-8: splitting it line by line", segment.name
-                )
-                con.executemany(
-                    "insert into _corrupt_lines values (?, ?, ?, ?)",
-                    _split_lines_in_python(segment),
-                )
+        for segment in corrupt:
+            log.warning("segment %s is not valid UTF-8: splitting it line by line", segment.name)
+            con.executemany(
+                "insert into _corrupt_lines values (?, ?, ?, ?)", _split_lines_in_python(segment)
+            )
         parts.append("select * from _corrupt_lines")
     return " union all ".join(parts)
 
 
-# One pass over the lines: one JSON parse of the envelope, one of the body (type and timestamp,
-# and its validity). The error column holds the first failed check; good rows carry no line text.
+# The line-by-line path. One JSON parse of the envelope, one of the body (type and timestamp, and
+# its validity). The error column holds the first failed check; good rows carry no line text.
 _PARSE_SQL = """
 with lines as ({lines}),
 fields as (
@@ -318,7 +423,7 @@ fields as (
 ),
 typed as (
     select segment, line_number, line, pre_error, f,
-        try_strptime(f[1] ->> '$', '%Y-%m-%dT%H:%M:%S.%fZ') as received_at,
+        try_strptime(f[1] ->> '$', '{received_at_format}') as received_at,
         f[2] ->> '$' as delivery_id,
         f[3] ->> '$' as auth_mode,
         f[4] ->> '$' as signature_form,
@@ -344,12 +449,12 @@ checked as (
                 then 'delivery_id is missing or not 64 lower-case hex digits'
             when auth_mode is null or auth_mode not in {auth_modes}
                 then 'auth_mode is missing or not one of {auth_modes_text}'
-            when f[4] is null or (f[4] <> 'null' and signature_form not in {forms})
-                then 'signature_form is missing or not one of {forms_text}, null'
-            when f[5] is null or (f[5] <> 'null' and (secret_index is null or left(f[5], 1) = '"'))
-                then 'secret_index is missing or not an integer or null'
-            when f[6] is null or (f[6] <> 'null' and (token_index is null or left(f[6], 1) = '"'))
-                then 'token_index is missing or not an integer or null'
+            when f[4] <> 'null' and signature_form not in {forms}
+                then 'signature_form is not one of {forms_text}, null'
+            when f[5] <> 'null' and (secret_index is null or left(f[5], 1) = '"')
+                then 'secret_index is not an integer or null'
+            when f[6] <> 'null' and (token_index is null or left(f[6], 1) = '"')
+                then 'token_index is not an integer or null'
             when body is null then 'body is missing or not a JSON string'
             when b is null then 'body is not valid JSON'
             when sha256(body) <> delivery_id
@@ -360,9 +465,7 @@ checked as (
 select segment, line_number, received_at, delivery_id, auth_mode,
     case when f[4] <> 'null' then signature_form end as signature_form,
     secret_index, token_index,
-    case when left(b[1], 1) = '"' then b[1] ->> '$' end as event_type,
-    case when left(b[2], 1) = '"'
-        then try_cast(b[2] ->> '$' as timestamptz)::timestamp end as event_timestamp,
+    {event_type} as event_type, {event_timestamp} as event_timestamp,
     body, error,
     case when error is not null then line end as line
 from checked
@@ -372,92 +475,119 @@ _INSERT_EVENTS_SQL = """
 insert into raw.edume_events
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
     event_type, event_timestamp, body, segment, line_number, $loaded_at
-from ({parsed}) where error is null
+from _parsed where error is null
 """
 
 _INSERT_REJECTS_SQL = """
 insert into raw.edume_rejected_lines
-select segment, line_number, error, line, $loaded_at from ({parsed}) where error is not null
+select segment, line_number, error, line, $loaded_at from _parsed where error is not null
 """
 
 _INSERT_MANIFEST_SQL = "insert into raw.edume_loaded_segments values (?, ?, ?, ?, ?, ?, ?)"
 
 
-def _parse_sql(lines_sql: str) -> str:
-    return _PARSE_SQL.format(
-        lines=lines_sql,
-        auth_modes=repr(tuple(AUTH_MODES)),
-        auth_modes_text=", ".join(AUTH_MODES),
-        forms=repr(tuple(SIGNATURE_FORMS)),
-        forms_text=", ".join(SIGNATURE_FORMS),
-    )
+def _sql_params() -> dict[str, str]:
+    return {
+        "received_at_format": RECEIVED_AT_FORMAT,
+        "event_type": _EVENT_TYPE_SQL,
+        "event_timestamp": _EVENT_TIMESTAMP_SQL,
+        "auth_modes": repr(tuple(AUTH_MODES)),
+        "auth_modes_text": ", ".join(AUTH_MODES),
+        "forms": repr(tuple(SIGNATURE_FORMS)),
+        "forms_text": ", ".join(SIGNATURE_FORMS),
+    }
 
 
 def _counts(
     con: duckdb.DuckDBPyConnection, table: str, loaded_at: object, names: list[str]
-) -> dict[str, int]:
-    """Rows per segment that this batch (``loaded_at``, segments ``names``) put in ``table``."""
-    return dict(
-        con.execute(
-            f"select segment, count(*) from {table} "
+) -> dict[str, tuple[int, int]]:
+    """(rows, highest line number) per segment that this batch put in ``table``."""
+    return {
+        segment: (rows, highest)
+        for segment, rows, highest in con.execute(
+            f"select segment, count(*), max(line_number) from {table} "
             "where loaded_at = $loaded_at and segment in (select unnest($names)) group by segment",
             {"loaded_at": loaded_at, "names": names},
         ).fetchall()
-    )
+    }
+
+
+def _load_fast(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[Segment],
+    prints: list[Future[Fingerprint]],
+    loaded_at: object,
+) -> list[Segment]:
+    """Insert ``batch`` through DuckDB's NDJSON reader; return the segments it could not vouch for.
+
+    A segment is vouched for when its rows are numbered exactly 1..lines (every line loaded, one
+    row per line); the rows of any other segment are deleted again, inside the transaction, for
+    the caller to load line by line. When the reader raises (a line that is not one JSON object,
+    invalid UTF-8, a line beyond its size limit), the transaction is rolled back and begun anew and
+    the whole batch is returned.
+    """
+    lines = [p.result().lines for p in prints]
+    streams = con.execute("select current_setting('threads')").fetchone()[0]
+    sql = _FAST_INSERT_SQL.format(scans=_scans_sql(batch, lines, streams), **_sql_params())
+    try:
+        con.execute(sql, {"loaded_at": loaded_at})
+    except duckdb.InvalidInputException as exc:
+        log.info("a batch goes line by line: %s", str(exc).splitlines()[0])
+        con.execute("rollback")
+        con.execute("begin transaction")
+        return batch
+    loaded = _counts(con, "raw.edume_events", loaded_at, [s.name for s in batch])
+    short = []
+    for segment, count in zip(batch, lines, strict=True):
+        if loaded.get(segment.name, (0, 0)) != ((count, count) if count else (0, 0)):
+            short.append(segment)
+    if short:
+        con.execute(
+            "delete from raw.edume_events "
+            "where loaded_at = $loaded_at and segment in (select unnest($names))",
+            {"loaded_at": loaded_at, "names": [s.name for s in short]},
+        )
+    return short
+
+
+def _load_line_by_line(
+    con: duckdb.DuckDBPyConnection, segments: list[Segment], loaded_at: object
+) -> None:
+    """Insert every good line of ``segments`` and every bad one, with its error, as a reject."""
+    parsed = _PARSE_SQL.format(lines=_lines_sql(con, segments), **_sql_params())
+    con.execute(f"create or replace temp table _parsed as {parsed}")
+    con.execute(_INSERT_EVENTS_SQL, {"loaded_at": loaded_at})
+    con.execute(_INSERT_REJECTS_SQL, {"loaded_at": loaded_at})
+    con.execute("drop table _parsed")
 
 
 def _load_batch(
     con: duckdb.DuckDBPyConnection,
-    landing_dir: Path,
     batch: list[Segment],
     prints: list[Future[Fingerprint]],
 ) -> LoadResult:
     """Load one batch of new segments and their manifest rows in one transaction.
 
-    One pass inserts the good lines. Only segments whose loaded rows fall short of their line
-    count (counted while hashing) are parsed again for their rejects. ``prints`` are computed
-    meanwhile; DuckDB assumes UTF-8 and, when a segment is not, the batch restarts with those
-    segments split in Python.
+    The fast path loads the segments it can vouch for; the rest go line by line, which also
+    quarantines their bad lines. ``prints`` (checksum, line count) are computed meanwhile.
     """
-    corrupt: set[str] = set()
-    while True:
-        con.execute("begin transaction")
-        try:
-            loaded_at = con.execute("select now()::timestamp").fetchone()[0]
-            lines_sql = _lines_sql(con, landing_dir, batch, corrupt)
-            con.execute(
-                _INSERT_EVENTS_SQL.format(parsed=_parse_sql(lines_sql)), {"loaded_at": loaded_at}
-            )
-            break
-        except duckdb.InvalidInputException as exc:
-            con.execute("rollback")
-            if "UTF-8" not in str(exc) or corrupt:
-                raise
-            corrupt = {s.name for s, p in zip(batch, prints, strict=True) if not p.result().is_utf8}
-            if not corrupt:
-                raise
-        except BaseException:
-            con.execute("rollback")
-            raise
+    con.execute("begin transaction")
     try:
+        loaded_at = con.execute("select now()::timestamp").fetchone()[0]
+        slow = _load_fast(con, batch, prints, loaded_at)
+        if slow:
+            _load_line_by_line(con, slow, loaded_at)
         names = [s.name for s in batch]
         good = _counts(con, "raw.edume_events", loaded_at, names)
-        short = [
-            s for s, p in zip(batch, prints, strict=True) if good.get(s.name, 0) < p.result().lines
-        ]
-        bad: dict[str, int] = {}
-        if short:
-            rejects_sql = _parse_sql(_lines_sql(con, landing_dir, short, corrupt))
-            con.execute(_INSERT_REJECTS_SQL.format(parsed=rejects_sql), {"loaded_at": loaded_at})
-            bad = _counts(con, "raw.edume_rejected_lines", loaded_at, [s.name for s in short])
+        bad = _counts(con, "raw.edume_rejected_lines", loaded_at, names) if slow else {}
         manifest_rows = [
             (
                 s.name,
                 s.size_bytes,
                 p.result().sha256,
                 s.mtime_ns,
-                good.get(s.name, 0),
-                bad.get(s.name, 0),
+                good.get(s.name, (0, 0))[0],
+                bad.get(s.name, (0, 0))[0],
                 loaded_at,
             )
             for s, p in zip(batch, prints, strict=True)
@@ -467,12 +597,15 @@ def _load_batch(
     except BaseException:
         con.execute("rollback")
         raise
-    rows_loaded = sum(good.values())
-    rows_rejected = sum(bad.values())
+    rows_loaded = sum(rows for rows, _ in good.values())
+    rows_rejected = sum(rows for rows, _ in bad.values())
     if rows_rejected:
         log.warning("%d line(s) rejected into raw.edume_rejected_lines", rows_rejected)
     return LoadResult(
-        segments_loaded=len(batch), rows_loaded=rows_loaded, rows_rejected=rows_rejected
+        segments_loaded=len(batch),
+        rows_loaded=rows_loaded,
+        rows_rejected=rows_rejected,
+        segments_line_by_line=len(slow),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 
 from pipeline.loader import ndjson
@@ -129,7 +131,7 @@ def test_body_without_a_known_type_loads_with_null_event_type(
 
     result = load_landing(landing, warehouse)
 
-    assert result.rows_rejected == 0
+    assert (result.rows_rejected, result.segments_line_by_line) == (0, 0)  # all on the fast path
     assert rows(
         warehouse, "select event_type, event_timestamp from raw.edume_events order by line_number"
     ) == [(None, None), (None, None)]
@@ -209,3 +211,114 @@ def test_empty_or_missing_landing_loads_nothing(tmp_path: Path, warehouse: Path)
 
     assert result.segments_loaded == 0
     assert rows(warehouse, "select count(*) from raw.edume_events") == [(0,)]
+
+
+def _numbered_lines(segment_id: int, count: int, chance: random.Random) -> list[bytes]:
+    """Lines whose body says which segment and line they are, padded to very different sizes."""
+    lines = []
+    for number in range(1, count + 1):
+        pad = "x" * chance.choice([0, 10, 300, 5_000, 60_000])
+        body = f'{{"type":"t","segment":{segment_id},"line":{number},"pad":"{pad}"}}'
+        lines.append(line_of(body.encode()))
+    return lines
+
+
+def test_every_row_carries_its_own_line_number_across_parallel_scans(
+    landing: Path, warehouse: Path
+) -> None:
+    # The fast path numbers lines with WITH ORDINALITY over several files per scan and several
+    # scans at once; a lost order or a wrong offset would put a body beside another line's number.
+    chance = random.Random(7)
+    for segment_id in range(60):
+        lines = _numbered_lines(segment_id, chance.randrange(1, 120), chance)
+        write_segment(landing, f"s{segment_id:03d}", lines)
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_rejected, result.segments_line_by_line) == (0, 0)  # all on the fast path
+    assert rows(
+        warehouse,
+        "select count(*), count(*) filter (where line_number = (body ->> '$.line')::bigint "
+        "and segment = format('received_date=2026-11-01/s{:03d}.ndjson', "
+        "(body ->> '$.segment')::int)) from raw.edume_events",
+    ) == [(result.rows_loaded, result.rows_loaded)]
+
+
+def test_a_blank_line_is_rejected_and_the_segments_scanned_after_it_keep_their_numbers(
+    landing: Path, warehouse: Path
+) -> None:
+    # DuckDB's NDJSON reader skips blank lines, which would shift the numbers of every later row
+    # of the same scan; such a segment must go line by line and its neighbours stay exact.
+    chance = random.Random(11)
+    first = _numbered_lines(0, 5, chance)
+    write_segment(landing, "a-first", [*first[:2], b"\n", *first[2:]])
+    for segment_id in range(1, 6):
+        write_segment(landing, f"b-{segment_id}", _numbered_lines(segment_id, 7, chance))
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_loaded, result.rows_rejected) == (5 + 5 * 7, 1)
+    assert 1 <= result.segments_line_by_line < 6  # it, and those numbered after it in its scan
+    assert rows(warehouse, "select segment, line_number, error from raw.edume_rejected_lines") == [
+        ("received_date=2026-11-01/a-first.ndjson", 3, "empty line")
+    ]
+    assert rows(
+        warehouse,
+        "select count(*) from raw.edume_events where line_number <> (body ->> '$.line')::bigint "
+        "+ (segment like '%a-first%' and line_number > 3)::int",
+    ) == [(0,)]
+
+
+def test_absent_nullable_envelope_fields_load_as_null_on_both_paths(
+    landing: Path, warehouse: Path
+) -> None:
+    # Decision: an absent signature_form/secret_index/token_index means null, whichever path
+    # (DuckDB's NDJSON reader cannot tell absent from null) loads the segment.
+    body = event_body(5)
+    bare = (
+        b'{"received_at":"2026-11-01T00:00:00.000000Z","delivery_id":"'
+        + delivery_id(body).encode()
+        + b'","auth_mode":"bearer","body":'
+        + orjson.dumps(body.decode())
+        + b"}\n"
+    )
+    write_segment(landing, "fast", [bare])
+    write_segment(landing, "slow", [bare, b"not json\n"])
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_loaded, result.rows_rejected) == (2, 1)
+    assert rows(
+        warehouse,
+        "select segment, signature_form, secret_index, token_index from raw.edume_events "
+        "order by segment",
+    ) == [
+        ("received_date=2026-11-01/fast.ndjson", None, None, None),
+        ("received_date=2026-11-01/slow.ndjson", None, None, None),
+    ]
+
+
+def test_a_string_index_or_a_non_string_body_is_rejected_like_on_the_line_by_line_path(
+    landing: Path, warehouse: Path
+) -> None:
+    good = line_of(event_body(1))
+    string_index = good.replace(b'"secret_index":0', b'"secret_index":"0"')
+    body = event_body(2)
+    object_body = (
+        b'{"received_at":"2026-11-01T00:00:00.000000Z","delivery_id":"'
+        + delivery_id(body).encode()
+        + b'","auth_mode":"hmac","signature_form":"raw","secret_index":0,"token_index":null,'
+        + b'"body":'
+        + body
+        + b"}\n"
+    )
+    write_segment(landing, "only-valid-json", [good, string_index, object_body])
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_loaded, result.rows_rejected) == (1, 2)
+    rejected = rows(warehouse, "select line_number, error from raw.edume_rejected_lines order by 1")
+    assert rejected == [
+        (2, "secret_index is not an integer or null"),
+        (3, "body is missing or not a JSON string"),
+    ]
