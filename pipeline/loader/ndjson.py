@@ -14,13 +14,14 @@ Contract of :func:`load_landing`:
   with ``event_type`` NULL (or the unknown value) and dbt surfaces it.
 - The parsing is DuckDB's, batch by batch, so a backlog of millions of lines loads in bounded
   memory. Fast path: DuckDB's own NDJSON reader (``read_json`` with the envelope's columns given,
-  nothing sampled), one scan per segment ``WITH ORDINALITY`` for the line numbers, the scans in
-  one ``UNION ALL`` so that segments parse in parallel. A segment for which that path cannot
-  vouch (the reader raised, or it yielded fewer good rows than the segment has lines) is loaded
-  line by line instead: ``read_text`` + DuckDB's JSON functions, which name the error of every bad
-  line. A segment that is not valid UTF-8 (corruption) is split in Python so that its good lines
-  still load. Both paths accept and refuse exactly the same lines with the same values; an absent
-  ``signature_form``/``secret_index``/``token_index`` reads as null in both.
+  nothing sampled), ``WITH ORDINALITY`` for the line numbers, one scan per DuckDB thread over
+  its share of the batch's segments, the scans in one ``UNION ALL`` so that they run in parallel.
+  A segment for which that path cannot vouch (the reader raised, or its good rows are not
+  numbered exactly 1..its line count) is loaded line by line instead: ``read_text`` + DuckDB's
+  JSON functions, which name the error of every bad line. A segment that is not valid UTF-8
+  (corruption) is split in Python so that its good lines still load. Both paths accept and
+  refuse exactly the same lines with the same values; an absent ``signature_form``,
+  ``secret_index`` or ``token_index`` reads as null in both.
 
 The caller needs no lock: the load runs inside :func:`pipeline.warehouse_lock.warehouse_lock`.
 """
