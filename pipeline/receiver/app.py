@@ -44,6 +44,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 WEBHOOK_PATH = "/webhooks/edume"
+RESTART_INTERVAL_S = 1.0  # how often a lost landing writer is started again
 _LOGGED_HEADER_CHARS = 200
 _JSON_TYPES = ("application/json",)
 # The 204's two ASGI messages, built once (the server only reads them).
@@ -69,6 +70,7 @@ class ReceiverConfig:
 class _Counters:
     accepted: int = 0
     deferred: int = 0  # 503: the landing could not be written; eduMe retries
+    writer_restarts: int = 0  # a lost landing process replaced
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -123,6 +125,7 @@ class ReceiverApp:
         self.writer: LandingProcess | None = None
         self._log = _rejection_logger()
         self._started = time.monotonic()
+        self._restart_tried_at = float("-inf")
         # How much of an oversize body is read and dropped so the 413 reaches the client intact
         # (closing on unread data makes the kernel reset the connection, losing the answer).
         self._drain_bytes = max(4 * config.max_body_bytes, 8 * 1024 * 1024)
@@ -141,13 +144,7 @@ class ReceiverApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    # Started from this (the loop's) thread: the writer process dies with it.
-                    self.writer = LandingProcess.start(
-                        self.config.landing_dir,
-                        max_segment_bytes=self.config.max_segment_bytes,
-                        max_segment_age_s=self.config.max_segment_age_s,
-                        lanes=self.config.landing_lanes,
-                    )
+                    self.writer = self._start_writer()
                 except OSError as exc:
                     text = f"cannot use landing dir {self.config.landing_dir}: {exc}"
                     await send({"type": "lifespan.startup.failed", "message": text})
@@ -269,10 +266,35 @@ class ReceiverApp:
             deadline.cancel()
 
     async def _land(self, body: bytes, auth: Any) -> None:
-        if self.writer is None:
-            raise LandingUnavailable(0, "the landing writer is not running")
+        writer = self._live_writer()
         line = format_line(body, auth, datetime.now(UTC))
-        await self.writer.append_async(line)
+        await writer.append_async(line)
+
+    def _start_writer(self) -> LandingProcess:
+        # From this (the loop's) thread: the writer process dies with it.
+        return LandingProcess.start(
+            self.config.landing_dir,
+            max_segment_bytes=self.config.max_segment_bytes,
+            max_segment_age_s=self.config.max_segment_age_s,
+            lanes=self.config.landing_lanes,
+        )
+
+    def _live_writer(self) -> LandingProcess:
+        """The landing writer. A lost one is replaced, at most once per ``RESTART_INTERVAL_S``
+        (blocking the loop for the child's start-up, a rare event): the new child's recovery seals
+        what the lost one left open. Until then :class:`LandingUnavailable` (a 503)."""
+        writer = self.writer
+        if writer is None:
+            raise LandingUnavailable(0, "the landing writer is not running")
+        if writer.lost and time.monotonic() - self._restart_tried_at >= RESTART_INTERVAL_S:
+            self._restart_tried_at = time.monotonic()
+            writer.close()
+            try:
+                self.writer = writer = self._start_writer()
+            except OSError as exc:
+                raise LandingUnavailable(exc.errno or 0, f"landing writer restart: {exc}") from exc
+            self.counters.writer_restarts += 1
+        return writer
 
     async def _reject(
         self, scope: Scope, headers: dict[str, str], body: bytes, reject: _Reject, send: Send
@@ -336,6 +358,12 @@ class ReceiverApp:
                 ("landing_write_errors_total", "Failed writes or fsyncs.", stats.write_errors),
             ):
                 metric(f"edume_receiver_{name}", "counter", help_text, [("", value)])
+        metric(
+            "edume_receiver_landing_restarts_total",
+            "counter",
+            "Landing writer processes started again after one was lost.",
+            [("", self.counters.writer_restarts)],
+        )
         healthy = 1 if self.writer is not None and self.writer.healthy else 0
         metric(
             "edume_receiver_landing_writable",

@@ -75,6 +75,7 @@ class LandingProcess:
         self._received = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: LandingUnavailable | None = None
+        self._closed = False
 
     @classmethod
     def start(
@@ -132,8 +133,20 @@ class LandingProcess:
         batch[1].append(waiter)
         return waiter
 
+    @property
+    def lost(self) -> bool:
+        """The child is gone (or unreachable): every append fails until a new one is started."""
+        return self._failure is not None
+
     def close(self) -> None:
-        """Let the child land what it was sent, seal every segment and exit; wait for it."""
+        """Let the child land what it was sent, seal every segment and exit; wait for it.
+        A lost child is killed instead (it may be wedged). Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._failure is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
         if self._loop is not None:
             with contextlib.suppress(RuntimeError, ValueError):
                 self._loop.remove_reader(self._from_child)
