@@ -10,7 +10,10 @@ learner and course bodies, 0.1% of an unknown type, 1% re-delivered, SHA-256 del
 Each of the two loads carries one loaded_at, as a loader batch does.
 
     .venv/bin/python bench/dbt_build.py [--events 1000000] [--increment 0.01] [--keep DIR]
-        [--no-bytecode-cache]
+
+dbt starts from the venv's compiled bytecode, which ``make`` installs (``uv --compile-bytecode``)
+as a normal install ships it; a venv without ``.pyc`` files under PYTHONDONTWRITEBYTECODE would
+recompile about 1,250 modules (1.5-2 s) at every dbt start.
 """
 
 from __future__ import annotations
@@ -178,29 +181,18 @@ class Run:
 @dataclass(frozen=True)
 class DbtCli:
     """The dbt CLI on one warehouse, with the same environment and arguments for every call so
-    that dbt's parse cache stays valid between them.
-
-    ``bytecode_cache``: a directory for Python's compiled modules (PYTHONPYCACHEPREFIX). A normal
-    install (pip, or uv with --compile-bytecode) ships them; a venv without them, run with
-    PYTHONDONTWRITEBYTECODE, recompiles ~1,250 dbt modules (about 1.5 s) at every start. None
-    reproduces that. The warm-up parse fills the cache, so both timed runs read it alike.
-    """
+    that dbt's parse cache stays valid between them."""
 
     warehouse: Path
     work_dir: Path
-    bytecode_cache: Path | None
 
     def env(self) -> dict[str, str]:
-        env = {
+        return {
             **os.environ,
             "EDUME_WAREHOUSE": str(self.warehouse),
             "EDUME_ENGINE": "duckdb",
             "DO_NOT_TRACK": "1",
         }
-        if self.bytecode_cache is not None:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            env["PYTHONPYCACHEPREFIX"] = str(self.bytecode_cache)
-        return env
 
     def command(self, args: Sequence[str]) -> list[str]:
         return [
@@ -251,11 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--increment", type=float, default=0.01)
     parser.add_argument("--keep", type=Path, help="also copy dbt's run_results.json files here")
-    parser.add_argument(
-        "--no-bytecode-cache",
-        action="store_true",
-        help="let every dbt process recompile its Python modules (see DbtCli)",
-    )
     args = parser.parse_args(argv)
     more = max(1, int(args.events * args.increment))
     with tempfile.TemporaryDirectory(prefix="edume-bench-dbt-") as scratch:
@@ -264,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         generate(warehouse, 0, args.events, "now()::timestamp - interval 1 hour")
         generated_s = time.perf_counter() - started
-        dbt = DbtCli(warehouse, work_dir, None if args.no_bytecode_cache else work_dir / "pyc")
+        dbt = DbtCli(warehouse, work_dir)
         dbt.parse()
         floor = dbt.timed(["parse"])  # what any dbt invocation costs before it builds anything
         full = dbt.timed(DBT_BUILD_ARGS)
@@ -282,10 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cores; raw rows {raw_rows:,} (generated in {generated_s:.1f} s)"
     )
     print(f"distinct learner events in fct_learner_activity: {activity_rows:,}")
-    print(
-        f"timed: dbt {' '.join(DBT_BUILD_ARGS)} (as the pipeline runs it); Python bytecode "
-        f"{'recompiled at every start' if args.no_bytecode_cache else 'cached'}"
-    )
+    print(f"timed: dbt {' '.join(DBT_BUILD_ARGS)} (as the pipeline runs it)")
     print(f"dbt start-up + partial parse alone (floor of any run): {floor.seconds:7.1f} s")
     print(
         f"full dbt build ({args.events:,} events):        {full.seconds:7.1f} s  "
