@@ -1,10 +1,11 @@
 """Receiver benchmark: verified, fsynced deliveries/s and latency under wrk vs a bare endpoint.
 
-Both sides run the SAME server (``serve.build_server``: uvicorn, httptools, uvloop, the same
-connection guards and settings) in their own process on loopback; the bare side's app reads the
-body and answers 204 without verifying or landing it. wrk posts a pool of distinct, correctly
-signed deliveries (64 connections by default). Rounds alternate bare/receiver and the median of
-each is reported, with the ratio. Targets: ratio >= 0.75 and receiver p99 < 20 ms.
+Both sides run the SAME server (``pipeline.receiver.server.build_server``: uvicorn, httptools,
+uvloop, the same connection guards and settings) in their own process on loopback; the bare
+side's app reads the body and answers 204 without verifying or landing it. wrk posts a pool of
+distinct, correctly signed deliveries (64 connections by default). Rounds alternate
+bare/receiver and the median of each is reported, with the ratio. Targets: ratio >= 0.75 and
+receiver p99 < 20 ms.
 
     .venv/bin/python bench/receiver.py                      # throughput and latency
     .venv/bin/python bench/receiver.py --soak-seconds 300   # plus a fixed-rate soak
@@ -69,12 +70,13 @@ class BareApp:
 
 
 def _serve_bare(port: int) -> None:
-    from pipeline.receiver import serve
+    from pipeline.cli import serve
+    from pipeline.receiver.server import build_server
 
     parser = argparse.ArgumentParser()
     serve.configure(parser)
     args = parser.parse_args(["--port", str(port)])
-    serve.build_server(BareApp(), args).run()
+    build_server(BareApp(), args).run()
 
 
 class BareProcess:

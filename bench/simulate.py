@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.receiver.process import ReceiverProcess
-from pipeline.simulate import build
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import journeys
 from pipeline.simulator.post import land_bodies, post_deliveries
+from pipeline.simulator.simulation import build
 
 SECRET = "bench-secret"
 

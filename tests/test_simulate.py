@@ -15,10 +15,10 @@ import pytest
 from pipeline.receiver.landing_format import SEALED_GLOB, parse_line
 from pipeline.receiver.process import ReceiverProcess
 from pipeline.settings import REPO_ROOT
-from pipeline.simulate import build
 from pipeline.simulator.deliveries import BAD_SIGNATURE, DUPLICATE, VALID, Noise, stream_bodies
 from pipeline.simulator.generate import generate, journeys
 from pipeline.simulator.post import land_bodies, land_deliveries, post_deliveries
+from pipeline.simulator.simulation import build
 
 SECRET = "sim-test-secret"
 

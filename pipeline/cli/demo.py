@@ -103,7 +103,7 @@ class Workspace:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from pipeline.simulate import DEFAULT_LEARNERS, DEFAULT_SEED
+    from pipeline.simulator.simulation import DEFAULT_LEARNERS, DEFAULT_SEED
 
     parser.add_argument(
         "--workspace",
@@ -357,11 +357,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, started: float) -> None:
     from pipeline.receiver.process import ReceiverProcess
-    from pipeline.report import write_report
     from pipeline.reporting import metrics
     from pipeline.reporting.facts import collect
-    from pipeline.simulate import build, parse_end, write_truth
+    from pipeline.reporting.write import write_report
     from pipeline.simulator.post import post_deliveries
+    from pipeline.simulator.simulation import build, parse_end, write_truth
 
     with _step(1, "prepare a fresh workspace"):
         workspace = prepare_workspace(args.workspace)

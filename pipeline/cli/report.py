@@ -9,30 +9,11 @@ deliveries by reason from the receiver's metrics, duplicates, unknown event type
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.reporting import metrics
-from pipeline.reporting.facts import collect
-from pipeline.reporting.page import render
+from pipeline.reporting.write import write_report
 from pipeline.settings import load_settings
-
-
-def write_report(warehouse: Path, out: Path, metrics_location: str | None = None) -> Path:
-    """Render the report for ``warehouse`` into ``out`` (atomically); return ``out``.
-
-    Raises ``FileNotFoundError`` without a warehouse and ``OSError`` when the metrics cannot be
-    read or the file cannot be written.
-    """
-    receiver = metrics.load(metrics_location) if metrics_location else None
-    page = render(collect(warehouse, receiver), datetime.now(UTC))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, out)
-    return out
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -10,16 +10,13 @@ unusable) exits 3.
 from __future__ import annotations
 
 import argparse
-import gc
-import resource
 import signal
 import sys
-from typing import Any
 
+from pipeline.receiver.server import build_server, raise_open_files_limit
 from pipeline.settings import load_settings
 
 _STARTUP_FAILURE = 3
-_GC_THRESHOLD = 10_000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -88,43 +85,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--access-log", action="store_true", help="log every request (slower)")
 
 
-def build_server(app: Any, args: argparse.Namespace) -> Any:
-    """A ``uvicorn.Server`` for ``app`` with the receiver's connection settings. The benchmark
-    serves its bare endpoint through this too, so both sides of its ratio share one config."""
-    import uvicorn
-
-    from pipeline.receiver.protocol import guarded_protocol
-
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http=guarded_protocol(args.head_timeout, args.max_head_bytes),
-        lifespan="on",
-        access_log=args.access_log,
-        limit_concurrency=args.limit_concurrency,
-        timeout_keep_alive=args.keep_alive_timeout,
-        timeout_graceful_shutdown=max(30.0, args.body_timeout * 2),
-        server_header=False,
-        log_level="info",
-    )
-    # Requests allocate many short-lived containers; at the default threshold (700) the cyclic
-    # collector ran every dozen requests and rescanned the younger generations each time.
-    # Reference counting frees these objects anyway; the collector only finds cycles.
-    gc.set_threshold(_GC_THRESHOLD, *gc.get_threshold()[1:])
-    return uvicorn.Server(config)
-
-
-def _raise_open_files_limit() -> None:
-    # Each connection is a file descriptor; the default soft limit (often 1024) is the first thing
-    # a flood would exhaust. The hard limit is the operator's choice.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 def run(args: argparse.Namespace) -> int:
     from pipeline.receiver.app import ReceiverApp, ReceiverConfig
     from pipeline.receiver.signature import Credentials
@@ -149,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             landing_lanes=args.landing_lanes,
         )
     )
-    _raise_open_files_limit()
+    raise_open_files_limit()
     server = build_server(app, args)
     # uvicorn re-raises the stop signal once it has shut down; a graceful stop must exit 0, so the
     # handler it falls back to is a no-op rather than the default "terminate".

@@ -1,4 +1,4 @@
-"""``edume-pipeline``: one console script, one module per sub-command.
+"""``edume-pipeline``: one console script, one thin module per sub-command in this package.
 
 Each command module exposes ``configure(parser)`` (its arguments) and ``run(args) -> int`` (the exit
 code). Only the chosen command's module is imported, so ``serve`` never pays for Dagster or dbt.
@@ -13,11 +13,11 @@ import sys
 from pipeline.settings import SettingsError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("pipeline.receiver.serve", "run the webhook receiver"),
-    "materialize": ("pipeline.defs.materialize", "load, build and export every asset once"),
-    "simulate": ("pipeline.simulate", "send or land synthetic, signed eduMe traffic"),
-    "demo": ("pipeline.demo", "the whole pipeline end to end on the embedded default"),
-    "report": ("pipeline.report", "write the self-contained HTML report"),
+    "serve": ("pipeline.cli.serve", "run the webhook receiver"),
+    "materialize": ("pipeline.cli.materialize", "load, build and export every asset once"),
+    "simulate": ("pipeline.cli.simulate", "send or land synthetic, signed eduMe traffic"),
+    "demo": ("pipeline.cli.demo", "the whole pipeline end to end on the embedded default"),
+    "report": ("pipeline.cli.report", "write the self-contained HTML report"),
 }
 
 
