@@ -8,9 +8,6 @@ next run or the hourly schedule: the loader always loads every sealed, unloaded 
 """
 
 import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -18,50 +15,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from pipeline.defs.resources import EdumePaths
-from pipeline.receiver.landing_format import SEALED_GLOB
+from pipeline.loader.landing_watch import Cursor, new_segments
 
 SENSOR_INTERVAL_S = 30
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The newest inode change time seen (a rename sets it) and the names seen at that time."""
-
-    ctime_ns: int = 0
-    names_at: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Cursor":
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(int(data["ctime_ns"]), tuple(data["names_at"]))
-
-    def dump(self) -> str:
-        return json.dumps({"ctime_ns": self.ctime_ns, "names_at": list(self.names_at)})
-
-
-def new_segments(landing_dir: Path, cursor: Cursor) -> tuple[list[str], Cursor]:
-    """Sealed segments changed after ``cursor`` (names relative to ``landing_dir``), next cursor."""
-    seen: list[tuple[int, str]] = []
-    for path in landing_dir.glob(SEALED_GLOB):
-        try:
-            ctime_ns = path.stat().st_ctime_ns
-        except FileNotFoundError:  # moved away between listing and stat
-            continue
-        seen.append((ctime_ns, path.relative_to(landing_dir).as_posix()))
-    fresh = sorted(
-        (c, n)
-        for c, n in seen
-        if c > cursor.ctime_ns or (c == cursor.ctime_ns and n not in cursor.names_at)
-    )
-    if not fresh:
-        return [], cursor
-    newest = max(c for c, _ in fresh)
-    names_at = {n for c, n in seen if c == newest}
-    if newest == cursor.ctime_ns:
-        names_at |= set(cursor.names_at)
-    return [n for _, n in fresh], Cursor(newest, tuple(sorted(names_at)))
 
 
 def run_key(segments: list[str]) -> str:

@@ -1,0 +1,97 @@
+"""Which landing segments were sealed since the last look: a cheap, pure watch (no Dagster).
+
+The receiver seals a segment by renaming ``<id>.ndjson.open`` to ``<id>.ndjson`` inside its
+``received_date=YYYY-MM-DD`` partition. A rename sets the file's inode change time (ctime) and the
+directory's modification time, so the :class:`Cursor` (the newest ctime seen, and the names seen
+at exactly that time) finds every newly sealed segment, and a partition whose directory did not
+change since the cursor is skipped without listing its files. A look therefore costs one
+``stat`` per partition plus a listing of the partitions that changed (usually today's), not a
+glob of months of segments; the landing sensor and the live worker both use it.
+
+A missed segment is never lost: the loader loads every sealed, unloaded segment whatever
+triggered it. The watch only decides WHEN a load is worth starting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.receiver.landing_format import PARTITION_PREFIX, SEALED_SUFFIX
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The newest inode change time seen (a rename sets it) and the names seen at that time."""
+
+    ctime_ns: int = 0
+    names_at: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(int(data["ctime_ns"]), tuple(data["names_at"]))
+
+    def dump(self) -> str:
+        return json.dumps({"ctime_ns": self.ctime_ns, "names_at": list(self.names_at)})
+
+
+def _changed_partitions(landing_dir: Path, since_ns: int) -> list[os.DirEntry[str]]:
+    """Partition directories whose entries may have changed at or after ``since_ns``."""
+    try:
+        entries = list(os.scandir(landing_dir))
+    except FileNotFoundError:
+        return []
+    changed = []
+    for entry in entries:
+        if not entry.name.startswith(PARTITION_PREFIX):
+            continue
+        try:
+            info = entry.stat()
+        except FileNotFoundError:
+            continue
+        if not entry.is_dir():
+            continue
+        # A rename inside the directory moves its mtime (and ctime) to at least the renamed
+        # file's ctime; ">=" keeps a directory touched in the cursor's own clock tick.
+        if max(info.st_mtime_ns, info.st_ctime_ns) >= since_ns:
+            changed.append(entry)
+    return changed
+
+
+def new_segments(landing_dir: Path, cursor: Cursor) -> tuple[list[str], Cursor]:
+    """Sealed segments changed after ``cursor`` (names relative to ``landing_dir``), next cursor.
+
+    Names are ``received_date=YYYY-MM-DD/<id>.ndjson``, sorted by change time then name. Open
+    segments (``.ndjson.open``) are never returned.
+    """
+    seen: list[tuple[int, str]] = []
+    for partition in _changed_partitions(landing_dir, cursor.ctime_ns):
+        try:
+            files = list(os.scandir(partition.path))
+        except FileNotFoundError:  # removed by retention between the two listings
+            continue
+        for entry in files:
+            if not entry.name.endswith(SEALED_SUFFIX):
+                continue
+            try:
+                ctime_ns = entry.stat().st_ctime_ns
+            except FileNotFoundError:  # moved away between listing and stat
+                continue
+            seen.append((ctime_ns, f"{partition.name}/{entry.name}"))
+    fresh = sorted(
+        (c, n)
+        for c, n in seen
+        if c > cursor.ctime_ns or (c == cursor.ctime_ns and n not in cursor.names_at)
+    )
+    if not fresh:
+        return [], cursor
+    newest = max(c for c, _ in fresh)
+    names_at = {n for c, n in seen if c == newest}
+    if newest == cursor.ctime_ns:
+        names_at |= set(cursor.names_at)
+    return [n for _, n in fresh], Cursor(newest, tuple(sorted(names_at)))
