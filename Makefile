@@ -21,7 +21,9 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/edume-pipeline demo
 
-# Chromium (report test) and wrk (soak test) come from Debian's packages.
+# What the tests drive and the demo never needs, from Debian's packages when absent: Node.js
+# (signature reference), a Java 17 runtime (Spark), chromium (report) and wrk (load).
+# `scripts/ensure-system-deps --dry-run` shows what it would install.
 system-deps:
 	@bash scripts/ensure-system-deps
 
