@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from system_tools import require
 
 from pipeline.receiver.landing_format import SEALED_GLOB, parse_line
 from pipeline.receiver.process import ReceiverProcess
@@ -58,7 +59,11 @@ def test_bodies_are_javascript_json_stringify_and_signatures_match_node_crypto(s
         orjson.dumps({"body": d.body.decode(), "signature": d.signature}) + b"\n" for d in genuine
     )
     result = subprocess.run(
-        ["node", "-e", NODE_CHECK, SECRET], input=stdin, capture_output=True, check=True, timeout=60
+        [require("node"), "-e", NODE_CHECK, SECRET],
+        input=stdin,
+        capture_output=True,
+        check=True,
+        timeout=60,
     )
     report = json.loads(result.stdout)
     assert report == {"checked": len(genuine), "mismatches": []}

@@ -6,8 +6,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+from system_tools import require
+
 # Why at import: pytest imports this conftest before collecting test_parity.py, whose imports
 # of fixture_company and warehouse_harness need tests/dbt on the path.
 _WAREHOUSE_TESTS = str(Path(__file__).resolve().parent.parent / "dbt")
 if _WAREHOUSE_TESTS not in sys.path:
     sys.path.insert(0, _WAREHOUSE_TESTS)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``spark`` runs Spark, which needs Java: without it, fail (never skip)."""
+    if item.get_closest_marker("spark") is not None:
+        require("java")
