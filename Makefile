@@ -1,22 +1,42 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (every test).
 # Both create .venv/ when it is missing; nothing else needs installing by hand.
+# Each target installs only what it needs: the main environment (requirements.txt: DuckDB, dbt,
+# Dagster, pandas, pyarrow) for the demo and production; Spark (requirements-spark.txt) and the
+# test, lint and fuzz tools (requirements-dev.txt) only for the targets that use them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint serve materialize dagster bench fuzz system-deps clean
+.PHONY: demo test lint serve materialize dagster spark bench fuzz system-deps clean
 
 # The Dagster instance config that queues warehouse writers (one at a time).
 DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 # Bytecode is compiled at install: every dbt, Dagster and receiver subprocess starts 1.5-2 s
 # sooner than when it recompiles ~1,250 modules (PYTHONDONTWRITEBYTECODE is common in CI).
-$(STAMP): requirements.txt pyproject.toml
+# --no-deps: the files are complete, exact closures (scripts/compile-requirements); nothing else
+# gets in.
+INSTALL := $(UV) pip install -q --compile-bytecode --python $(BIN)/python --no-deps
+
+$(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.txt -e . --no-deps
-	@touch $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml | $(UV)
+	$(INSTALL) -r requirements.txt -e .
+	@touch $@
+
+$(SPARK_STAMP): requirements-spark.txt $(STAMP)
+	$(INSTALL) -r requirements-spark.txt
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(INSTALL) -r requirements-dev.txt
+	@touch $@
 
 demo: $(STAMP)
 	$(BIN)/edume-pipeline demo
@@ -27,11 +47,11 @@ demo: $(STAMP)
 system-deps:
 	@bash scripts/ensure-system-deps
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(SPARK_STAMP) $(DEV_STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -44,7 +64,10 @@ materialize: $(STAMP)
 dagster: $(STAMP)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
-bench: $(STAMP) system-deps
+# Production on Spark (EDUME_ENGINE=spark) needs the Spark engine installed first: `make spark`.
+spark: $(SPARK_STAMP)
+
+bench: $(SPARK_STAMP) system-deps
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/dbt_build.py
@@ -53,7 +76,7 @@ bench: $(STAMP) system-deps
 
 # Coverage-guided fuzzing (atheris/libFuzzer, see fuzz/README.md): every target FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
-fuzz: $(STAMP)
+fuzz: $(DEV_STAMP)
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
