@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from system_tools import require
 
 from pipeline.receiver.signature import Credentials, js_stringify_bytes, sign, verify
 
@@ -17,7 +17,6 @@ VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors"
 VECTORS = json.loads((VECTORS_DIR / "signature_vectors.json").read_text(encoding="utf-8"))[
     "vectors"
 ]
-NODE = shutil.which("node")
 
 
 def _id(vector: dict) -> str:
@@ -42,10 +41,12 @@ def test_reserialising_a_stringify_output_gives_it_back_unchanged(vector: dict) 
     assert js_stringify_bytes(vector["body"].encode()) == vector["body"].encode()
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_committed_vectors_are_what_make_vectors_js_prints_today() -> None:
     printed = subprocess.run(
-        [NODE, str(VECTORS_DIR / "make_vectors.js")], capture_output=True, check=True, timeout=30
+        [require("node"), str(VECTORS_DIR / "make_vectors.js")],
+        capture_output=True,
+        check=True,
+        timeout=30,
     ).stdout
     assert printed == (VECTORS_DIR / "signature_vectors.json").read_bytes()
 
@@ -86,7 +87,6 @@ def _random_json(rng: random.Random, depth: int = 0) -> object:
     return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))}
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_js_stringify_matches_node_on_2000_random_json_texts() -> None:
     rng = random.Random(20260529)
     texts = [
@@ -94,7 +94,7 @@ def test_js_stringify_matches_node_on_2000_random_json_texts() -> None:
         for _ in range(2000)
     ]
     node_out = subprocess.run(
-        [NODE, str(VECTORS_DIR / "stringify.js")],
+        [require("node"), str(VECTORS_DIR / "stringify.js")],
         input=json.dumps(texts).encode(),
         capture_output=True,
         check=True,
