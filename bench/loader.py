@@ -88,7 +88,7 @@ def main() -> int:
         _phase(args)
         return 0
 
-    from pipeline.loader.synthetic import write_backlog
+    from bench.synthetic import write_backlog
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         landing, work = Path(tmp) / "landing", Path(tmp)

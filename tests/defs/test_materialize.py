@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from materialize_kit import Pipeline, copy_dbt_project
 
-from pipeline.loader.synthetic import write_backlog
+from bench.synthetic import write_backlog
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from bench.synthetic import event_body, landed_lines, write_segment
 from pipeline.defs.jobs import build_pipeline_job
 from pipeline.defs.resources import EdumePaths
 from pipeline.defs.sensors import build_landing_sensor
-from pipeline.loader.synthetic import event_body, landed_lines, write_segment
 from pipeline.receiver.landing_format import OPEN_SUFFIX
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from bench.synthetic import write_backlog
 from pipeline.loader.ndjson import load_landing
-from pipeline.loader.synthetic import write_backlog
 from pipeline.settings import REPO_ROOT
 
 LOAD_IN_SMALL_BATCHES = (  # says "committed" after each batch's transaction

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from bench.synthetic import event_body, landed_lines, write_segment
 from pipeline.loader.handoff import (
     DATA_FILE,
     export_handoff,
@@ -17,7 +18,6 @@ from pipeline.loader.handoff import (
     spark_dir,
 )
 from pipeline.loader.ndjson import load_landing
-from pipeline.loader.synthetic import event_body, landed_lines, write_segment
 
 DAY_1 = datetime(2026, 11, 1, 23, 59, 59, 999_999, tzinfo=UTC)  # its 2nd line is on Nov 2
 DAY_2 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ import duckdb
 import orjson
 import pytest
 
+from bench.synthetic import event_body, landed_lines, write_backlog, write_segment
 from pipeline.loader import ndjson
 from pipeline.loader.ndjson import ChangedSegmentError, load_landing
-from pipeline.loader.synthetic import event_body, landed_lines, write_backlog, write_segment
 from pipeline.receiver.landing_format import OPEN_SUFFIX, REJECTS_DIR, delivery_id
 
 
