@@ -5,11 +5,12 @@ in a scratch directory) is driven with fake ``receive``/``send`` callables. Prop
 on every request (an ``AssertionError`` or any other exception is a finding):
 
 1. Never a 5xx for client input (the landing is healthy), and exactly one well-formed response.
-2. 204 exactly when the request is a complete POST to ``/webhooks/edume`` with a JSON content
-   type, no bogus Content-Length, a body within the limit that is a JSON object, and the HMAC
+2. 204 exactly when the request is a complete POST to ``/webhooks/edume`` (any content type, or
+   none), no bogus Content-Length, a body within the limit that is a JSON object, and the HMAC
    eduMe would send (computed here with ``hmac``, not by the code under test).
 3. Only a 204 lands anything: then exactly one line, of exactly the length of that body's line
-   (so unverified bytes never land, and a verified body lands once).
+   with its content type recorded (so unverified bytes never land, and a verified body lands
+   once).
 
 Input layout: three control bytes (route and method; content type, Content-Length and signature;
 how the body is split into ASGI messages), then the body.
@@ -33,7 +34,7 @@ import atheris
 
 with atheris.instrument_imports(include=["pipeline"]):
     from pipeline.receiver.app import WEBHOOK_PATH, ReceiverApp, ReceiverConfig
-    from pipeline.receiver.landing_format import Authentication, format_line
+    from pipeline.receiver.landing_format import Authentication, Envelope, format_line
     from pipeline.receiver.signature import Credentials
 
 SECRET = b"whsec_edume_known_answer"
@@ -54,7 +55,6 @@ CONTENT_TYPES = (
     "multipart/form-data; boundary=x",
     None,  # no header
 )
-JSON_CONTENT_TYPES = CONTENT_TYPES[:3]
 DRAIN_ALLOWANCE = 8 * 1024 * 1024  # app.py reads and drops up to this much of an oversize body
 
 
@@ -116,8 +116,9 @@ def _is_json_object(body: bytes) -> bool:
     return isinstance(value, dict)
 
 
-def _headers(control: int, body: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Request headers from the control byte, and whether they are what eduMe sends."""
+def _headers(control: int, body: bytes) -> tuple[list[tuple[bytes, bytes]], bool, str | None]:
+    """Request headers from the control byte, whether they are what eduMe sends, and the
+    Content-Type sent (``None``: no header)."""
     headers: list[tuple[bytes, bytes]] = []
     content_type = CONTENT_TYPES[control & 0x07]
     if content_type is not None:
@@ -139,10 +140,8 @@ def _headers(control: int, body: bytes) -> tuple[list[tuple[bytes, bytes]], bool
     }.get(signature_mode, digest)
     if presented is not None:
         headers.append((b"x-edume-signature", presented.encode("latin-1")))
-    genuine = (
-        content_type in JSON_CONTENT_TYPES and length_mode < 2 and signature_mode in (0, 1, 2, 3, 7)
-    )
-    return headers, genuine
+    genuine = length_mode < 2 and signature_mode in (0, 1, 2, 3, 7)
+    return headers, genuine, content_type
 
 
 def _messages(control: int, body: bytes) -> tuple[list[dict[str, Any]], bool]:
@@ -164,7 +163,7 @@ def check(data: bytes) -> None:
     assert _harness is not None
     path, method = ROUTES[data[0] & 0x03]
     body = data[3:]
-    headers, genuine = _headers(data[1], body)
+    headers, genuine, content_type = _headers(data[1], body)
     messages, complete = _messages(data[2], body)
     scope = {
         "type": "http",
@@ -191,7 +190,8 @@ def check(data: bytes) -> None:
     assert (status == 204) == acceptable, (status, acceptable, scope, body)
     if status == 204:
         auth = Authentication("hmac", "raw", 0, None)
-        expected = len(format_line(body, auth, datetime.now(UTC)))
+        envelope = Envelope(content_type=content_type)
+        expected = len(format_line(body, auth, datetime.now(UTC), envelope))
         assert (stats.landed_lines - lines, stats.landed_bytes - size) == (1, expected)
     else:
         assert (stats.landed_lines, stats.landed_bytes) == (lines, size), "a refusal landed"

@@ -21,7 +21,13 @@ Contract of :func:`load_landing`:
   JSON functions, which name the error of every bad line. A segment that is not valid UTF-8
   (corruption) is split in Python so that its good lines still load. Both paths accept and
   refuse exactly the same lines with the same values; an absent ``signature_form``,
-  ``secret_index`` or ``token_index`` reads as null in both.
+  ``secret_index``, ``token_index``, ``content_type``, ``content_encoding`` or ``user_agent``
+  reads as null in both.
+- Every landing format version in ``FORMAT_VERSIONS`` loads (a version 1 line, without the
+  request headers, loads with them null); a line of any other ``format_version`` is rejected.
+- An existing warehouse is upgraded in place: the DDL adds the columns a newer format brought
+  (``alter table ... add column if not exists``), so they sit after ``loaded_at``; every insert
+  names its columns.
 
 The caller needs no lock: the load runs inside :func:`pipeline.warehouse_lock.warehouse_lock`.
 """
@@ -37,7 +43,12 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.receiver.landing_format import AUTH_MODES, SEALED_GLOB, SIGNATURE_FORMS
+from pipeline.receiver.landing_format import (
+    AUTH_MODES,
+    FORMAT_VERSIONS,
+    SEALED_GLOB,
+    SIGNATURE_FORMS,
+)
 from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -61,6 +72,10 @@ create table if not exists raw.edume_events (
   line_number bigint not null,       -- 1-based line within the segment
   loaded_at timestamp not null
 );
+-- Landing format 2: the request's headers, as sent (null when absent, and for format 1 lines).
+alter table raw.edume_events add column if not exists content_type varchar;
+alter table raw.edume_events add column if not exists content_encoding varchar;
+alter table raw.edume_events add column if not exists user_agent varchar;
 create table if not exists raw.edume_loaded_segments (
   segment varchar primary key,       -- path relative to the landing dir
   size_bytes bigint not null,
@@ -267,8 +282,20 @@ RECEIVED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # line-by-line path checks them (the body must be a JSON string, an index an integer).
 _ENVELOPE_COLUMNS = (
     "{'received_at': 'VARCHAR', 'delivery_id': 'VARCHAR', 'auth_mode': 'VARCHAR', "
-    "'signature_form': 'JSON', 'secret_index': 'JSON', 'token_index': 'JSON', 'body': 'JSON'}"
+    "'signature_form': 'JSON', 'secret_index': 'JSON', 'token_index': 'JSON', "
+    "'content_type': 'JSON', 'content_encoding': 'JSON', 'user_agent': 'JSON', "
+    "'format_version': 'JSON', 'body': 'JSON'}"
 )
+
+# Both paths insert these columns, in this order (the table's order depends on its history).
+_EVENT_COLUMNS = (
+    "delivery_id, received_at, auth_mode, signature_form, secret_index, token_index, "
+    "event_type, event_timestamp, body, segment, line_number, loaded_at, "
+    "content_type, content_encoding, user_agent"
+)
+
+# A JSON string or null, as text (``j`` a JSON value, SQL NULL when the key is absent).
+_HEADER_SQL = "case when left({j}, 1) = '\"' then {j} ->> '$' end"
 
 # Shared by both paths: ``b`` is ``json_extract(body, ['$.type', '$.timestamp'])``.
 _EVENT_TYPE_SQL = "case when left(b[1], 1) = '\"' then b[1] ->> '$' end"
@@ -323,12 +350,13 @@ def _scans_sql(segments: list[Segment], lines: list[int], streams: int) -> str:
 # The fast path: only lines that the line-by-line path would load, with the same values. A line
 # failing any check is simply not inserted; its segment then falls short and goes line by line.
 _FAST_INSERT_SQL = """
-insert into raw.edume_events
+insert into raw.edume_events ({columns})
 with scanned as ({scans}),
 typed as (
     select segment, line_number,
         try_strptime(received_at, '{received_at_format}') as received_at,
         delivery_id, auth_mode, signature_form as sf, secret_index as si, token_index as ti,
+        content_type as ct, content_encoding as ce, user_agent as ua, format_version as fv,
         case when left(body, 1) = '"' then body ->> '$' end as body
     from scanned
 ),
@@ -342,13 +370,18 @@ checked as (
 )
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
     {event_type} as event_type, {event_timestamp} as event_timestamp,
-    body, segment, line_number, $loaded_at
+    body, segment, line_number, $loaded_at,
+    {content_type_fast}, {content_encoding_fast}, {user_agent_fast}
 from checked
 where received_at is not null
     and auth_mode in {auth_modes}
     and (sf is null or signature_form in {forms})
     and (si is null or (secret_index is not null and left(si, 1) <> '"'))
     and (ti is null or (token_index is not null and left(ti, 1) <> '"'))
+    and (ct is null or left(ct, 1) = '"')
+    and (ce is null or left(ce, 1) = '"')
+    and (ua is null or left(ua, 1) = '"')
+    and (fv is null or fv::varchar in {versions})
     and b is not null
     and sha256(body) = delivery_id  -- which also makes delivery_id 64 lower-case hex digits
 """
@@ -419,7 +452,8 @@ fields as (
     select *,
         case when pre_error is null then try(json_extract(line, [
             '$.received_at', '$.delivery_id', '$.auth_mode', '$.signature_form',
-            '$.secret_index', '$.token_index', '$.body'])) end as f
+            '$.secret_index', '$.token_index', '$.body', '$.content_type',
+            '$.content_encoding', '$.user_agent', '$.format_version'])) end as f
     from lines
 ),
 typed as (
@@ -456,6 +490,14 @@ checked as (
                 then 'secret_index is not an integer or null'
             when f[6] <> 'null' and (token_index is null or left(f[6], 1) = '"')
                 then 'token_index is not an integer or null'
+            when f[8] <> 'null' and left(f[8], 1) <> '"'
+                then 'content_type is not a string or null'
+            when f[9] <> 'null' and left(f[9], 1) <> '"'
+                then 'content_encoding is not a string or null'
+            when f[10] <> 'null' and left(f[10], 1) <> '"'
+                then 'user_agent is not a string or null'
+            when f[11] <> 'null' and f[11]::varchar not in {versions}
+                then 'format_version is not one of {versions_text} (this loader reads those)'
             when body is null then 'body is missing or not a JSON string'
             when b is null then 'body is not valid JSON'
             when sha256(body) <> delivery_id
@@ -468,14 +510,17 @@ select segment, line_number, received_at, delivery_id, auth_mode,
     secret_index, token_index,
     {event_type} as event_type, {event_timestamp} as event_timestamp,
     body, error,
-    case when error is not null then line end as line
+    case when error is not null then line end as line,
+    {content_type_slow} as content_type, {content_encoding_slow} as content_encoding,
+    {user_agent_slow} as user_agent
 from checked
 """
 
 _INSERT_EVENTS_SQL = """
-insert into raw.edume_events
+insert into raw.edume_events ({columns})
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
-    event_type, event_timestamp, body, segment, line_number, $loaded_at
+    event_type, event_timestamp, body, segment, line_number, $loaded_at,
+    content_type, content_encoding, user_agent
 from _parsed where error is null
 """
 
@@ -496,6 +541,21 @@ def _sql_params() -> dict[str, str]:
         "auth_modes_text": ", ".join(AUTH_MODES),
         "forms": repr(tuple(SIGNATURE_FORMS)),
         "forms_text": ", ".join(SIGNATURE_FORMS),
+        "versions": repr(tuple(str(v) for v in FORMAT_VERSIONS)),
+        "versions_text": ", ".join(map(str, FORMAT_VERSIONS)),
+        "columns": _EVENT_COLUMNS,
+        **{
+            f"{name}_fast": _HEADER_SQL.format(j=short)
+            for name, short in (
+                ("content_type", "ct"),
+                ("content_encoding", "ce"),
+                ("user_agent", "ua"),
+            )
+        },
+        **{
+            f"{name}_slow": _HEADER_SQL.format(j=f"f[{i}]")
+            for i, name in enumerate(("content_type", "content_encoding", "user_agent"), start=8)
+        },
     }
 
 
@@ -557,7 +617,7 @@ def _load_line_by_line(
     """Insert every good line of ``segments`` and every bad one, with its error, as a reject."""
     parsed = _PARSE_SQL.format(lines=_lines_sql(con, segments), **_sql_params())
     con.execute(f"create or replace temp table _parsed as {parsed}")
-    con.execute(_INSERT_EVENTS_SQL, {"loaded_at": loaded_at})
+    con.execute(_INSERT_EVENTS_SQL.format(columns=_EVENT_COLUMNS), {"loaded_at": loaded_at})
     con.execute(_INSERT_REJECTS_SQL, {"loaded_at": loaded_at})
     con.execute("drop table _parsed")
 

@@ -1,16 +1,26 @@
 """The thin ASGI adapter: read the bytes, verify them, land them, map every outcome to a status.
 
 Routes: ``POST /webhooks/edume``, ``GET /healthz``, ``GET /metrics`` (Prometheus text).
-For a delivery, in this order: 415 for a non-JSON content type; 413 when the body exceeds the
-limit (counted while reading, so never more than the limit is held; the excess is read and
-dropped, up to an allowance, so the client sees the 413 before the connection closes; a declared
-length beyond that allowance is refused at once); 408 when the body does not arrive within the
-read deadline; 401 when authentication fails (``signature.verify`` on
-the raw bytes, before any parsing), 400 when the verified body is not a JSON object, then the line
-is appended and the answer waits for the fsync that covers it: 204, or 503 with ``Retry-After`` if
-the landing cannot be written. Unauthenticated bodies are never stored. Every rejection is counted
-by reason and logged as one JSON line (time, remote address, reason, size, body SHA-256); header
-values go through the JSON encoder, so they cannot forge log lines, and secrets are never logged.
+For a delivery, in this order: 415 (reason ``unsupported_content_encoding``) for a
+``Content-Encoding`` other than ``gzip`` or ``identity``; 413 when the body exceeds the limit
+(counted while reading, so never more than the limit is held; the excess is read and dropped, up
+to an allowance, so the client sees the 413 before the connection closes; a declared length
+beyond that allowance is refused at once); 408 when the body does not arrive within the read
+deadline; a gzip body is then decoded, streamed with a cap, so its DECODED size obeys the same
+limit (413, no zip bombs) and a corrupt one is a 400; 401 when authentication fails
+(``signature.verify`` on the decoded bytes, before any parsing), 400 when the verified body is not
+a JSON object, then the line is appended and the answer waits for the fsync that covers it: 204,
+or 503 with ``Retry-After`` if the landing cannot be written.
+
+Any ``Content-Type`` (or none) is accepted: the signature or token, not the media type, makes a
+delivery trustworthy, and an HTTP client's default (``text/plain``,
+``application/x-www-form-urlencoded``) must not turn every real delivery into a refusal and a
+retry storm. The media types and encodings seen are counted, and each landed line records the
+delivery's ``Content-Type``, ``Content-Encoding`` and ``User-Agent``.
+
+Unauthenticated bodies are never stored. Every rejection is counted by reason and logged as one
+JSON line (time, remote address, reason, size, body SHA-256); header values go through the JSON
+encoder, so they cannot forge log lines, and secrets are never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import hashlib
 import logging
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -34,7 +45,7 @@ from pipeline.receiver.landing import (
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
 )
-from pipeline.receiver.landing_format import format_line
+from pipeline.receiver.landing_format import Envelope, format_line
 from pipeline.receiver.landing_process import LandingProcess
 from pipeline.receiver.signature import AuthenticationError, Credentials, js_parse, verify
 
@@ -46,7 +57,9 @@ Send = Callable[[Message], Awaitable[None]]
 WEBHOOK_PATH = "/webhooks/edume"
 RESTART_INTERVAL_S = 1.0  # how often a lost landing writer is started again
 _LOGGED_HEADER_CHARS = 200
-_JSON_TYPES = ("application/json",)
+_IDENTITY_ENCODINGS = ("", "identity")
+_GZIP_ENCODINGS = ("gzip", "x-gzip")  # x-gzip: RFC 9110 asks recipients to treat it as gzip
+_MEDIA_TYPES_COUNTED = 32  # distinct label values kept; any further one counts as "other"
 # The 204's two ASGI messages, built once (the server only reads them).
 _ACCEPTED_START: Message = {"type": "http.response.start", "status": 204, "headers": ()}
 _ACCEPTED_BODY: Message = {"type": "http.response.body", "body": b""}
@@ -72,6 +85,8 @@ class _Counters:
     deferred: int = 0  # 503: the landing could not be written; eduMe retries
     writer_restarts: int = 0  # a lost landing process replaced
     rejected: Counter[str] = field(default_factory=Counter)
+    media_types: Counter[str] = field(default_factory=Counter)  # of accepted deliveries
+    encodings: Counter[str] = field(default_factory=Counter)  # of accepted deliveries
 
 
 class _Reject(Exception):
@@ -95,14 +110,6 @@ def is_json_object(body: bytes) -> bool:
         return isinstance(js_parse(body.decode("utf-8")), dict)
     except (ValueError, RecursionError):
         return False
-
-
-def is_json_content_type(value: str | None) -> bool:
-    """``application/json`` or ``application/<x>+json``, any parameters, any case."""
-    if not value:
-        return False
-    media = value.split(";", 1)[0].strip().lower()
-    return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _rejection_logger() -> logging.Logger:
@@ -180,20 +187,22 @@ class ReceiverApp:
     async def _delivery(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         body = b""
+        encoding = headers.get("content-encoding")
         try:
             self._check_declared_length(headers.get("content-length"))
-            if not is_json_content_type(headers.get("content-type")):
-                raise _Reject(
-                    415, "unsupported_media_type", "Content-Type must be application/json"
-                )
+            gzipped = _is_gzip(encoding)
             body = await self._read_body(receive)
+            if gzipped:
+                body = gunzip(body, self.config.max_body_bytes)
             try:
                 auth = verify(body, headers, self.config.credentials)
             except AuthenticationError as exc:
                 raise _Reject(401, exc.reason, str(exc)) from None
             if not is_json_object(body):
                 raise _Reject(400, "not_a_json_object", "the body must be a JSON object")
-            await self._land(body, auth)
+            content_type = headers.get("content-type")
+            envelope = Envelope(content_type, encoding, headers.get("user-agent"))
+            await self._land(body, auth, envelope)
         except _BodyTooLarge as exc:
             body = exc.received
             limit = self.config.max_body_bytes
@@ -207,6 +216,7 @@ class ReceiverApp:
             await _respond(send, 503, {"error": "landing_unavailable"}, [(b"retry-after", retry)])
         else:
             self.counters.accepted += 1
+            self._count_media(content_type, encoding)
             await send(_ACCEPTED_START)
             await send(_ACCEPTED_BODY)
 
@@ -265,10 +275,21 @@ class ReceiverApp:
         finally:
             deadline.cancel()
 
-    async def _land(self, body: bytes, auth: Any) -> None:
+    async def _land(self, body: bytes, auth: Any, envelope: Envelope) -> None:
         writer = self._live_writer()
-        line = format_line(body, auth, datetime.now(UTC))
+        line = format_line(body, auth, datetime.now(UTC), envelope)
         await writer.append_async(line)
+
+    def _count_media(self, content_type: str | None, encoding: str | None) -> None:
+        """Count an accepted delivery's media type (``none`` when absent) and encoding. Label
+        values are bounded: past ``_MEDIA_TYPES_COUNTED`` distinct ones, a new one is ``other``."""
+        for counter, value in (
+            (self.counters.media_types, _media_type(content_type)),
+            (self.counters.encodings, (encoding or "").strip().lower() or "none"),
+        ):
+            if value not in counter and len(counter) >= _MEDIA_TYPES_COUNTED:
+                value = "other"
+            counter[value] += 1
 
     def _start_writer(self) -> LandingProcess:
         # From this (the loop's) thread: the writer process dies with it.
@@ -312,6 +333,7 @@ class ReceiverApp:
                     "size": len(body),
                     "body_sha256": hashlib.sha256(body).hexdigest(),
                     "content_type": headers.get("content-type", "")[:_LOGGED_HEADER_CHARS],
+                    "content_encoding": headers.get("content-encoding", "")[:_LOGGED_HEADER_CHARS],
                     "user_agent": headers.get("user-agent", "")[:_LOGGED_HEADER_CHARS],
                 }
             ).decode()
@@ -342,6 +364,24 @@ class ReceiverApp:
             "counter",
             "Requests refused for client input, by reason (401, 400, 413, 415, 408, 404, 405).",
             [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.counters.rejected.items())],
+        )
+        metric(
+            "edume_receiver_deliveries_by_media_type_total",
+            "counter",
+            "Accepted deliveries by Content-Type media type (none: no header).",
+            [
+                (f'{{media_type="{_label(k)}"}}', n)
+                for k, n in sorted(self.counters.media_types.items())
+            ],
+        )
+        metric(
+            "edume_receiver_deliveries_by_content_encoding_total",
+            "counter",
+            "Accepted deliveries by Content-Encoding (none: no header).",
+            [
+                (f'{{content_encoding="{_label(k)}"}}', n)
+                for k, n in sorted(self.counters.encodings.items())
+            ],
         )
         metric(
             "edume_receiver_deliveries_deferred_total",
@@ -378,6 +418,53 @@ class ReceiverApp:
             [("", round(time.monotonic() - self._started, 3))],
         )
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, escaped (the text format's rules)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _media_type(content_type: str | None) -> str:
+    """The media type without parameters, lower case; ``none`` when the header is absent."""
+    if content_type is None:
+        return "none"
+    return content_type.split(";", 1)[0].strip().lower()[:_LOGGED_HEADER_CHARS] or "none"
+
+
+def _is_gzip(encoding: str | None) -> bool:
+    """Whether the body must be gunzipped; 415 for an encoding the receiver cannot decode."""
+    codings = [c.strip().lower() for c in (encoding or "").split(",")]
+    codings = [c for c in codings if c not in _IDENTITY_ENCODINGS]
+    if not codings:
+        return False
+    if codings == ["gzip"] or codings == ["x-gzip"]:
+        return True
+    raise _Reject(
+        415,
+        "unsupported_content_encoding",
+        "Content-Encoding must be gzip or identity (or absent)",
+    )
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decode a gzip body (one or more members), never producing more than ``limit`` bytes:
+    :class:`_BodyTooLarge` past it (a zip bomb stops there), a 400 for a corrupt stream."""
+    out = bytearray()
+    rest = data
+    try:
+        while True:
+            decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += decoder.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit or decoder.unconsumed_tail:
+                raise _BodyTooLarge(b"")
+            if not decoder.eof:
+                raise _Reject(400, "invalid_gzip", "the gzip body is truncated")
+            rest = decoder.unused_data
+            if not rest:
+                return bytes(out)
+    except zlib.error:
+        raise _Reject(400, "invalid_gzip", "the body is not valid gzip") from None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

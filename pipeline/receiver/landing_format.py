@@ -3,15 +3,26 @@
 A landed line is one compact JSON object, keys in this order::
 
     {"received_at": "2026-11-29T05:00:00.123456Z",   # UTC, microseconds, when the receiver got it
-     "delivery_id": "<64 lower-case hex>",           # SHA-256 of the raw request body
+     "delivery_id": "<64 lower-case hex>",           # SHA-256 of the body below
      "auth_mode": "hmac" | "bearer" | "hmac+bearer",
      "signature_form": "raw" | "reserialized" | null, # which bytes the HMAC matched
      "secret_index": 0 | null,                        # which configured secret (never its value)
      "token_index": 0 | null,                         # which configured bearer token
-     "body": "<the raw body, UTF-8 text, as a JSON string>"}
+     "content_type": "text/plain" | null,             # the request's headers, as sent (Latin-1
+     "content_encoding": "gzip" | null,               # decoded, so any byte survives), null
+     "user_agent": "node-fetch/1.0" | null,           # when the header was absent
+     "format_version": 2,
+     "body": "<the body, UTF-8 text, as a JSON string>"}
 
 The body is kept as a string so that it is byte-for-byte lossless: ``sha256(body.encode())``
-equals ``delivery_id``. Segments live under ``<landing>/received_date=YYYY-MM-DD/`` and are named
+equals ``delivery_id``. For a ``Content-Encoding: gzip`` request the body is the DECODED bytes
+(the ones the signature covers), so a retry whose gzip header differs still has the same id.
+
+Format versions: 1 had no ``content_type``, ``content_encoding``, ``user_agent`` or
+``format_version`` keys; a line without them reads as version 1, with those headers null. A
+reader refuses a version it does not know rather than guess at it.
+
+Segments live under ``<landing>/received_date=YYYY-MM-DD/`` and are named
 ``<segment_id>.ndjson`` once sealed (``.ndjson.open`` while being appended to). Torn tails cut
 during crash recovery go to ``<landing>/_rejects/``. Pure functions only: no I/O here.
 """
@@ -19,7 +30,7 @@ during crash recovery go to ``<landing>/_rejects/``. Pure functions only: no I/O
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -31,6 +42,8 @@ SEALED_GLOB = f"{PARTITION_PREFIX}*/*{SEALED_SUFFIX}"
 REJECTS_DIR = "_rejects"
 AUTH_MODES = ("hmac", "bearer", "hmac+bearer")
 SIGNATURE_FORMS = ("raw", "reserialized")
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)  # what parse_line and the loader read
 
 
 @dataclass(frozen=True)
@@ -44,11 +57,25 @@ class Authentication:
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """The request headers a delivery arrived with (``None``: absent), recorded so that the first
+    real delivery shows what eduMe's HTTP client sends."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    user_agent: str | None = None
+
+
+_NO_ENVELOPE = Envelope()
+
+
+@dataclass(frozen=True)
 class LandedDelivery:
     received_at: datetime
     delivery_id: str
     auth: Authentication
     body: bytes
+    envelope: Envelope = field(default_factory=Envelope)
 
 
 def delivery_id(body: bytes) -> str:
@@ -60,8 +87,12 @@ def format_received_at(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def format_line(body: bytes, auth: Authentication, received_at: datetime) -> bytes:
-    """One landed line, newline included. ``body`` must be valid UTF-8 (the receiver ensures it)."""
+def format_line(
+    body: bytes, auth: Authentication, received_at: datetime, envelope: Envelope | None = None
+) -> bytes:
+    """One landed line (the current format version), newline included. ``body`` must be valid
+    UTF-8 (the receiver ensures it). No ``envelope``: the headers are recorded as absent."""
+    envelope = envelope or _NO_ENVELOPE
     return orjson.dumps(
         {
             "received_at": format_received_at(received_at),
@@ -70,6 +101,10 @@ def format_line(body: bytes, auth: Authentication, received_at: datetime) -> byt
             "signature_form": auth.signature_form,
             "secret_index": auth.secret_index,
             "token_index": auth.token_index,
+            "content_type": envelope.content_type,
+            "content_encoding": envelope.content_encoding,
+            "user_agent": envelope.user_agent,
+            "format_version": FORMAT_VERSION,
             "body": body.decode("utf-8"),
         },
         option=orjson.OPT_APPEND_NEWLINE,
@@ -77,10 +112,14 @@ def format_line(body: bytes, auth: Authentication, received_at: datetime) -> byt
 
 
 def parse_line(line: bytes) -> LandedDelivery:
-    """Inverse of :func:`format_line`. Raises ``ValueError`` for anything that is not one."""
+    """Inverse of :func:`format_line`, for every version in ``FORMAT_VERSIONS``. Raises
+    ``ValueError`` for anything that is not one."""
     try:
         record = orjson.loads(line)
         body = record["body"].encode("utf-8")
+        version = record.get("format_version")
+        if version is None:  # absent (format 1) or null: the loader reads both as format 1
+            version = 1
         landed = LandedDelivery(
             received_at=datetime.strptime(record["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
                 tzinfo=UTC
@@ -93,9 +132,19 @@ def parse_line(line: bytes) -> LandedDelivery:
                 record["token_index"],
             ),
             body=body,
+            envelope=Envelope(
+                record.get("content_type"),
+                record.get("content_encoding"),
+                record.get("user_agent"),
+            ),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a landed line: {exc}") from exc
+    if type(version) is not int or version not in FORMAT_VERSIONS:
+        raise ValueError(f"not a landed line: format_version {version!r}")
+    for name, value in vars(landed.envelope).items():
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"not a landed line: {name} {value!r}")
     if delivery_id(body) != landed.delivery_id:
         raise ValueError("delivery_id does not match the SHA-256 of the body")
     _check_authentication(landed.auth)

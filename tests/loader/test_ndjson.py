@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,14 @@ import pytest
 from bench.synthetic import event_body, landed_lines, write_backlog, write_segment
 from pipeline.loader import ndjson
 from pipeline.loader.ndjson import ChangedSegmentError, load_landing
-from pipeline.receiver.landing_format import OPEN_SUFFIX, REJECTS_DIR, delivery_id
+from pipeline.receiver.landing_format import (
+    OPEN_SUFFIX,
+    REJECTS_DIR,
+    Authentication,
+    Envelope,
+    delivery_id,
+    format_line,
+)
 
 
 def line_of(body: bytes) -> bytes:
@@ -290,11 +298,87 @@ def test_absent_nullable_envelope_fields_load_as_null_on_both_paths(
     assert (result.rows_loaded, result.rows_rejected) == (2, 1)
     assert rows(
         warehouse,
-        "select segment, signature_form, secret_index, token_index from raw.edume_events "
+        "select segment, signature_form, secret_index, token_index, content_type, "
+        "content_encoding, user_agent from raw.edume_events order by segment",
+    ) == [
+        ("received_date=2026-11-01/fast.ndjson", None, None, None, None, None, None),
+        ("received_date=2026-11-01/slow.ndjson", None, None, None, None, None, None),
+    ]
+
+
+def _format_2_line(n: int) -> bytes:
+    """A line as the receiver writes it today: format 2, with the request's headers."""
+    envelope = Envelope("text/plain; charset=utf-8", "gzip", f'eduMe/{n} "quoted" \xff')
+    auth = Authentication("hmac", "raw", 0, None)
+    return format_line(event_body(n), auth, datetime(2026, 11, 1, tzinfo=UTC), envelope)
+
+
+def test_request_headers_of_a_format_2_line_load_on_both_paths(
+    landing: Path, warehouse: Path
+) -> None:
+    write_segment(landing, "fast", [_format_2_line(1)])
+    fast = load_landing(landing, warehouse)
+    write_segment(landing, "slow", [_format_2_line(2), b"not json\n"])
+    slow = load_landing(landing, warehouse)
+
+    assert (fast.rows_loaded, fast.segments_line_by_line) == (1, 0)
+    assert (slow.rows_loaded, slow.rows_rejected, slow.segments_line_by_line) == (1, 1, 1)
+    assert rows(
+        warehouse,
+        "select line_number, content_type, content_encoding, user_agent from raw.edume_events "
         "order by segment",
     ) == [
-        ("received_date=2026-11-01/fast.ndjson", None, None, None),
-        ("received_date=2026-11-01/slow.ndjson", None, None, None),
+        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/1 "quoted" \xff'),
+        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/2 "quoted" \xff'),
+    ]
+
+
+def test_an_old_warehouse_is_upgraded_in_place_and_keeps_its_rows(
+    landing: Path, warehouse: Path
+) -> None:
+    # The warehouse as a loader of landing format 1 left it: no request-header columns.
+    old_ddl = ndjson.DDL.split("-- Landing format 2")[0] + ";"
+    warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(old_ddl)
+        con.execute(
+            "insert into raw.edume_events values ('old', '2026-10-01', 'hmac', 'raw', 0, null, "
+            "'x', null, '{}', 'received_date=2026-10-01/old.ndjson', 1, '2026-10-01')"
+        )
+    write_segment(landing, "new", [line_of(event_body(1)), _format_2_line(2)])
+
+    result = load_landing(landing, warehouse)
+
+    assert result.rows_loaded == 2
+    assert rows(
+        warehouse,
+        "select delivery_id = 'old', content_type, user_agent from raw.edume_events "
+        "order by delivery_id = 'old', line_number",
+    ) == [
+        (False, None, None),
+        (False, "text/plain; charset=utf-8", 'eduMe/2 "quoted" \xff'),
+        (True, None, None),
+    ]
+
+
+def test_an_unknown_format_version_or_a_non_string_header_is_rejected(
+    landing: Path, warehouse: Path
+) -> None:
+    good = _format_2_line(1)
+    future = _format_2_line(2).replace(b'"format_version":2', b'"format_version":3')
+    number_type = _format_2_line(3).replace(
+        b'"content_type":"text/plain; charset=utf-8"', b'"content_type":7'
+    )
+    assert future != _format_2_line(2) and b'"content_type":7' in number_type
+    write_segment(landing, "mixed", [good, future, number_type])
+
+    result = load_landing(landing, warehouse)
+
+    assert (result.rows_loaded, result.rows_rejected) == (1, 2)
+    rejected = rows(warehouse, "select line_number, error from raw.edume_rejected_lines order by 1")
+    assert rejected == [
+        (2, "format_version is not one of 1, 2 (this loader reads those)"),
+        (3, "content_type is not a string or null"),
     ]
 
 

@@ -30,7 +30,7 @@ def _exercise(receiver: ReceiverProcess) -> None:
             "x-edume-signature": SECRET,
             "authorization": f"Bearer {TOKEN}x",
         },  # secret as signature
-        {**signed_headers(leaky), "authorization": f"Bearer {TOKEN}", "content-type": "text/x"},
+        {**signed_headers(leaky), "authorization": f"Bearer {TOKEN}", "content-encoding": "br"},
         {**signed_headers(b"[]"), "authorization": f"Bearer {TOKEN}"},
     ):
         assert post(receiver.webhook_url, leaky, headers).status in (400, 401, 415)
@@ -70,7 +70,7 @@ def test_hostile_header_values_cannot_forge_log_lines(tmp_path: Path) -> None:
     body = b'x"}\n{"event":"delivery_accepted","reason":"forged"}'
     with ReceiverProcess(tmp_path / "landing", secrets=[SECRET], log_path=log) as receiver:
         head = (
-            b"POST /webhooks/edume HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"POST /webhooks/edume HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\n"
             b'User-Agent: evil\t\xff"},{"reason":"forged","x":"\r\n'
             b"X-Edume-Signature: " + b"0" * 64 + b"\r\n"
         )
@@ -84,4 +84,4 @@ def test_hostile_header_values_cannot_forge_log_lines(tmp_path: Path) -> None:
     assert len(rejections) == 1
     record = json.loads(rejections[0])
     assert record["user_agent"] == 'evil\t\xff"},{"reason":"forged","x":"'
-    assert record["reason"] == "unsupported_media_type"
+    assert record["reason"] == "unsupported_content_encoding"
