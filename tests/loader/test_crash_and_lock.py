@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import duckdb
 
 from bench.synthetic import write_backlog
-from pipeline.loader.ndjson import load_landing
+from pipeline.loader.ndjson import LoadResult, load_landing
 from pipeline.settings import REPO_ROOT
 
-LOAD_IN_SMALL_BATCHES = (  # says "committed" after each batch's transaction
+# One segment per transaction; after each commit the loader says so and waits for a line on
+# stdin: the test lets it run one batch at a time, so a kill always finds it alive mid-load.
+LOAD_ONE_BATCH_AT_A_TIME = (
     "import sys; from pathlib import Path; from pipeline.loader.ndjson import load_landing; "
-    "load_landing(Path(sys.argv[1]), Path(sys.argv[2]), batch_segments=2, "
-    "on_batch=lambda _: print('committed', flush=True))"
+    "load_landing(Path(sys.argv[1]), Path(sys.argv[2]), batch_segments=1, "
+    "on_batch=lambda _: (print('committed', flush=True), sys.stdin.readline()))"
 )
+# Holds the warehouse lock until it reads a line on stdin.
 HOLD_LOCK = (
-    "import sys, time; from pathlib import Path; "
+    "import sys; from pathlib import Path; "
     "from pipeline.warehouse_lock import warehouse_lock\n"
     "with warehouse_lock(Path(sys.argv[1])):\n"
-    "    print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+    "    print('locked', flush=True); sys.stdin.readline()"
 )
 
 
@@ -36,24 +41,32 @@ def test_loader_killed_at_random_points_then_rerun_loads_each_segment_exactly_on
     tmp_path: Path,
 ) -> None:
     landing, warehouse = tmp_path / "landing", tmp_path / "edume.duckdb"
-    write_backlog(landing, events=24_000, per_segment=600)  # 40 segments, 20 transactions
+    write_backlog(landing, events=24_000, per_segment=600)  # 40 segments, 40 transactions
     chance = random.Random(20261129)
     kills = 0
     for _ in range(6):
         loader = _python(
-            LOAD_IN_SMALL_BATCHES, str(landing), str(warehouse), stdout=subprocess.PIPE
+            LOAD_ONE_BATCH_AT_A_TIME,
+            str(landing),
+            str(warehouse),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         for _ in range(chance.randrange(0, 6)):  # let a few batches commit (maybe none) ...
-            loader.stdout.readline()
-        time.sleep(chance.uniform(0, 0.1))  # ... then kill it somewhere inside the next one
-        if loader.poll() is None:
-            loader.send_signal(signal.SIGKILL)
-            kills += 1
+            assert loader.stdout.readline() == "committed\n"
+            loader.stdin.write("\n")
+            loader.stdin.flush()
+        # ... then kill it somewhere in the next batch, or once it has committed that one too:
+        # it cannot go further, so it is alive whatever the machine's speed.
+        time.sleep(chance.uniform(0, 0.1))
+        assert loader.poll() is None
+        loader.send_signal(signal.SIGKILL)
+        kills += 1
         loader.wait()
 
     final = load_landing(landing, warehouse)
 
-    assert kills >= 3  # the test really interrupted loads
+    assert kills == 6  # the test really interrupted loads: at most 36 of the 40 batches ran
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute(
             "select count(*), count(distinct (segment, line_number)), count(distinct delivery_id) "
@@ -68,14 +81,32 @@ def test_loader_killed_at_random_points_then_rerun_loads_each_segment_exactly_on
 def test_a_second_writer_waits_for_the_lock_instead_of_failing(tmp_path: Path) -> None:
     landing, warehouse = tmp_path / "landing", tmp_path / "edume.duckdb"
     write_backlog(landing, events=10, per_segment=10)
-    holder = _python(HOLD_LOCK, str(warehouse), "1.5", stdout=subprocess.PIPE)
+    holder = _python(HOLD_LOCK, str(warehouse), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    waiting = threading.Event()
+
+    class _OnWaiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waiting for the warehouse lock" in record.getMessage():
+                waiting.set()
+
+    results: list[LoadResult] = []
+    loader = threading.Thread(target=lambda: results.append(load_landing(landing, warehouse)))
+    logging.getLogger("pipeline.loader.ndjson").addHandler(handler := _OnWaiting())
     try:
         assert holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
+        loader.start()
 
-        result = load_landing(landing, warehouse)
-
-        assert time.monotonic() - started >= 1.0  # it waited for the holder
-        assert result.rows_loaded == 10
+        # A hang guard, not a speed limit: the loader says it waits as soon as it finds the lock.
+        assert waiting.wait(timeout=120), "the loader never said it was waiting for the lock"
+        assert loader.is_alive() and not results  # it waits instead of failing or loading
+        assert not warehouse.exists()  # and has not touched the warehouse
+        holder.stdin.write("\n")  # release
+        holder.stdin.flush()
+        loader.join(timeout=120)
     finally:
+        logging.getLogger("pipeline.loader.ndjson").removeHandler(handler)
+        if holder.poll() is None:
+            holder.kill()
         holder.wait(timeout=10)
+
+    assert [r.rows_loaded for r in results] == [10]
