@@ -20,6 +20,10 @@ _STARTUP_FAILURE = 3
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "A secret or a token is required: set EDUME_SIGNATURE_SECRETS (eduMe's signing secrets) "
+        "and/or EDUME_BEARER_TOKENS, comma-separated; without either, serve refuses to start."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     tuning = parser.add_argument_group("tuning")

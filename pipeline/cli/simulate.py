@@ -1,8 +1,9 @@
 """``edume-pipeline simulate``: synthetic eduMe traffic for a company, signed as eduMe signs.
 
 Deterministic for a given ``--seed``, ``--learners`` and ``--end``. Either POST the deliveries to a
-receiver (``--url``, bounded concurrency, progress on stderr) or land them as sealed segments
-(``--landing DIR``, for large volumes), and optionally write the ground truth (``--truth``).
+receiver (``--url``, bounded concurrency) or land them as sealed segments (``--landing DIR``, for
+large volumes), with progress on stderr either way, and optionally write the ground truth
+(``--truth``).
 The pure parts live in ``pipeline/simulator/`` (catalogue, generate, deliveries); this module
 only wires arguments to them and to the I/O in ``pipeline/simulator/post.py``.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pipeline.settings import load_settings
 from pipeline.simulator.deliveries import Noise, stream_bodies
-from pipeline.simulator.generate import default_end, journeys
+from pipeline.simulator.generate import Event, default_end, journeys
+from pipeline.simulator.progress import Progress
 from pipeline.simulator.simulation import (
     DEFAULT_LEARNERS,
     DEFAULT_SEED,
@@ -111,12 +114,28 @@ def _secret(args: argparse.Namespace) -> bytes:
     return b"simulator-secret"  # landing directly: nothing checks the signature
 
 
+def _counted(batches: Iterable[list[Event]], progress: Progress | None) -> Iterator[list[Event]]:
+    """The batches unchanged, advancing ``progress`` once each batch has been consumed."""
+    for batch in batches:
+        yield batch
+        if progress:
+            progress.advance()
+    if progress:
+        progress.finish()
+
+
 def _land(args: argparse.Namespace, noise: Noise) -> int:
-    """``--landing``: stream the journeys into sealed segments, then write the truth."""
+    """``--landing``: stream the journeys into sealed segments, then write the truth.
+
+    The bodies are streamed, so their number is known only at the end: the progress counts
+    learners (one batch each, after the catalogue's), which is what the run's length scales with.
+    """
     from pipeline.simulator.post import land_bodies
 
     truth, batches = journeys(args.learners, args.seed, args.end)
-    lines = land_bodies(args.landing, stream_bodies(batches, noise, args.seed, truth))
+    progress = None if args.quiet else Progress("landing learners", args.learners + 1)
+    bodies = stream_bodies(_counted(batches, progress), noise, args.seed, truth)
+    lines = land_bodies(args.landing, bodies)
     counts = truth.deliveries
     print(
         f"simulated {args.learners} learners (seed {args.seed}): landed {lines} lines "
