@@ -10,13 +10,16 @@ unusable) exits 3.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
+from pipeline.receiver.landing import DEFAULT_IDLE_SEAL_S
 from pipeline.receiver.server import build_server, raise_open_files_limit
 from pipeline.settings import load_settings
 
 _STARTUP_FAILURE = 3
+IDLE_SEAL_ENV = "EDUME_SEGMENT_IDLE_SEAL_S"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +42,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="SECONDS",
         help="seal a segment this long after it opened (default 60)",
+    )
+    tuning.add_argument(
+        "--segment-idle-seal",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"seal a segment that got no line for this long, so the loader sees a trickle "
+        f"within seconds; 0 turns it off (default: ${IDLE_SEAL_ENV}, else {DEFAULT_IDLE_SEAL_S:g})",
     )
     tuning.add_argument(
         "--landing-lanes",
@@ -94,6 +105,20 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.receiver.signature import Credentials
 
     settings = load_settings()
+    idle_seal_s = args.segment_idle_seal
+    if idle_seal_s is None:
+        raw = os.environ.get(IDLE_SEAL_ENV, "").strip()
+        try:
+            idle_seal_s = float(raw) if raw else DEFAULT_IDLE_SEAL_S
+        except ValueError:
+            idle_seal_s = -1.0
+    if not idle_seal_s >= 0:  # also refuses NaN
+        print(
+            f"edume-pipeline serve: the idle seal must be 0 (off) or a number of seconds "
+            f"(--segment-idle-seal or {IDLE_SEAL_ENV})",
+            file=sys.stderr,
+        )
+        return 2
     if not settings.signature_secrets and not settings.bearer_tokens:
         print(
             "edume-pipeline serve: refusing to start: set EDUME_SIGNATURE_SECRETS (eduMe's "
@@ -111,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             max_segment_bytes=args.segment_max_bytes,
             max_segment_age_s=args.segment_max_age,
             landing_lanes=args.landing_lanes,
+            idle_seal_s=idle_seal_s or None,
         )
     )
     raise_open_files_limit()

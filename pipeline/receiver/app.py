@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 
 from pipeline.receiver.landing import (
+    DEFAULT_IDLE_SEAL_S,
     DEFAULT_MAX_SEGMENT_AGE_S,
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
@@ -77,6 +78,7 @@ class ReceiverConfig:
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
     max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S
     landing_lanes: int = 8
+    idle_seal_s: float | None = DEFAULT_IDLE_SEAL_S  # None: segments seal by size and age only
 
 
 @dataclass
@@ -298,6 +300,7 @@ class ReceiverApp:
             max_segment_bytes=self.config.max_segment_bytes,
             max_segment_age_s=self.config.max_segment_age_s,
             lanes=self.config.landing_lanes,
+            idle_seal_s=self.config.idle_seal_s,
         )
 
     def _live_writer(self) -> LandingProcess:

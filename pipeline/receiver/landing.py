@@ -10,8 +10,10 @@ lane's flush overlaps the next lane's round instead of queueing behind it.
 
 Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` while appended to and
 are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_segment_bytes``, when
-they are ``max_segment_age_s`` old, and on :meth:`LandingWriter.close`. A line's partition is its
-own ``received_at`` date. Segment ids carry host, pid and a random token, so several writers
+they are ``max_segment_age_s`` old, when no line was appended for ``idle_seal_s`` (if set: under a
+trickle the loader then sees each delivery within seconds, while under load lines keep coming and
+segments grow to the size or age limit), and on :meth:`LandingWriter.close`. A line's partition is
+its own ``received_at`` date. Segment ids carry host, pid and a random token, so several writers
 (several receivers behind a load balancer, the simulator) can share one landing directory; each
 holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
 writer's segment from one a crashed process left behind.
@@ -59,6 +61,7 @@ from pipeline.receiver.landing_format import (
 
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
+DEFAULT_IDLE_SEAL_S = 2.0  # what the server uses (serve --segment-idle-seal); the library: off
 DEFAULT_LANES = 1  # the server asks for 8 (serve --landing-lanes)
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
@@ -99,6 +102,7 @@ class _Segment:
     path: Path
     fd: int
     opened_at: float
+    last_line_at: float  # when a line was last appended (monotonic), for the idle seal
     durable_size: int = 0
 
 
@@ -166,13 +170,17 @@ class LandingWriter:
         max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
         max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S,
         lanes: int = DEFAULT_LANES,
+        idle_seal_s: float | None = None,
     ) -> None:
         if max_segment_bytes <= 0 or max_segment_age_s <= 0 or lanes <= 0:
             raise ValueError("segment thresholds and the number of lanes must be positive")
+        if idle_seal_s is not None and idle_seal_s <= 0:
+            raise ValueError("the idle seal must be positive (or None: off)")
         self.landing_dir = Path(landing_dir)
         self.landing_dir.mkdir(parents=True, exist_ok=True)
         self.max_segment_bytes = max_segment_bytes
         self.max_segment_age_s = max_segment_age_s
+        self.idle_seal_s = idle_seal_s
         self.stats = LandingStats()
         self.healthy = True
         self._writer_tag = f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -322,11 +330,18 @@ class _Lane:
             with contextlib.suppress(OSError):
                 self._seal(partition)
 
+    def _seal_due_at(self, segment: _Segment) -> float:
+        """When ``segment`` must be sealed (monotonic) unless it fills up first."""
+        due = segment.opened_at + self.writer.max_segment_age_s
+        if self.writer.idle_seal_s is not None:
+            due = min(due, segment.last_line_at + self.writer.idle_seal_s)
+        return due
+
     def _seconds_to_next_expiry(self) -> float:
         if not self.segments:
             return 1.0
-        oldest = min(segment.opened_at for segment in self.segments.values())
-        return max(0.01, min(1.0, oldest + self.writer.max_segment_age_s - time.monotonic()))
+        due = min(self._seal_due_at(segment) for segment in self.segments.values())
+        return max(0.01, min(1.0, due - time.monotonic()))
 
     def _commit(self, round_: list[_Pending]) -> None:
         by_partition: dict[str, list[_Pending]] = {}
@@ -342,6 +357,7 @@ class _Lane:
                 self._fail(partition, items, exc)
                 continue
             segment.durable_size += len(data)
+            segment.last_line_at = time.monotonic()
             self.writer._count(
                 landed_lines=sum(item.lines for item in items),
                 landed_bytes=len(data),
@@ -387,7 +403,8 @@ class _Lane:
             with contextlib.suppress(OSError):
                 path.unlink()
             raise
-        segment = _Segment(segment_id, path, fd, time.monotonic())
+        now = time.monotonic()
+        segment = _Segment(segment_id, path, fd, opened_at=now, last_line_at=now)
         self.segments[partition] = segment
         return segment
 
@@ -406,7 +423,7 @@ class _Lane:
     def _seal_expired(self) -> None:
         now = time.monotonic()
         for partition, segment in list(self.segments.items()):
-            if now - segment.opened_at >= self.writer.max_segment_age_s:
+            if now >= self._seal_due_at(segment):
                 try:
                     self._seal(partition)
                 except OSError:  # stays open-named; recovery seals it at the next start

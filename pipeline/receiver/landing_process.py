@@ -79,7 +79,13 @@ class LandingProcess:
 
     @classmethod
     def start(
-        cls, landing_dir: Path, *, max_segment_bytes: int, max_segment_age_s: float, lanes: int
+        cls,
+        landing_dir: Path,
+        *,
+        max_segment_bytes: int,
+        max_segment_age_s: float,
+        lanes: int,
+        idle_seal_s: float | None = None,
     ) -> LandingProcess:
         to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
         from_child_r, from_child_w = os.pipe2(os.O_CLOEXEC)
@@ -96,6 +102,7 @@ class LandingProcess:
             str(max_segment_bytes),
             str(max_segment_age_s),
             str(lanes),
+            str(idle_seal_s or 0),  # 0: off
         ]
         process = subprocess.Popen(command, pass_fds=(to_child_r, from_child_w))
         os.close(to_child_r)
@@ -333,6 +340,7 @@ def _child_main(argv: list[str]) -> int:
             max_segment_bytes=int(argv[4]),
             max_segment_age_s=float(argv[5]),
             lanes=int(argv[6]),
+            idle_seal_s=float(argv[7]) or None,
         )
     except OSError as exc:
         os.write(answers, _RECORD.pack(_STARTUP, exc.errno or errno.EIO, 0, 0, 0, 0, 0, 0))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pipeline.receiver.landing import LandingWriter, _still_named, line_partition, recover
+from pipeline.receiver import landing
+from pipeline.receiver.landing import LandingWriter, line_partition, recover
 from pipeline.receiver.landing_format import (
     OPEN_SUFFIX,
     REJECTS_DIR,
@@ -34,6 +36,16 @@ def _sealed_lines(landing: Path) -> list[bytes]:
     ]
 
 
+def _wait_for_sealed(landing: Path, count: int) -> list[Path]:
+    """The sealed segments once there are ``count``. The deadline only keeps a broken writer from
+    hanging the suite: 60 s, far beyond any seal threshold used here, on any machine."""
+    deadline = time.monotonic() + 60
+    while len(sealed := sorted(landing.glob(SEALED_GLOB))) < count:
+        assert time.monotonic() < deadline, f"{len(sealed)} of {count} segments sealed"
+        time.sleep(0.02)
+    return sealed
+
+
 def test_write_all_lands_every_line_in_a_sealed_segment_on_close(tmp_path: Path) -> None:
     lines = [_line(n) for n in range(1000)]
     with LandingWriter(tmp_path) as writer:
@@ -42,23 +54,37 @@ def test_write_all_lands_every_line_in_a_sealed_segment_on_close(tmp_path: Path)
     assert not list(tmp_path.rglob(f"*{OPEN_SUFFIX}"))
 
 
-def test_concurrent_appends_share_fsyncs(tmp_path: Path) -> None:
-    with LandingWriter(tmp_path) as writer:
-        futures = []
+def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first fsync is held until 8 threads have queued 1,600 more lines: group commit must then
+    # write them all in ONE more round, whatever the machine's speed.
+    in_first_fsync, release = threading.Event(), threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def held_fdatasync(fd: int) -> None:
+        if not in_first_fsync.is_set():
+            in_first_fsync.set()
+            release.wait(60)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(landing.os, "fdatasync", held_fdatasync)
+    with LandingWriter(tmp_path, lanes=1) as writer:
+        futures = [writer.append(_line(0))]
+        assert in_first_fsync.wait(60)
 
         def client(offset: int) -> None:
             for n in range(200):
                 futures.append(writer.append(_line(offset + n)))
 
-        threads = [threading.Thread(target=client, args=(k * 1000,)) for k in range(8)]
+        threads = [threading.Thread(target=client, args=(k * 1000 + 1,)) for k in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        release.set()
         for future in futures:
-            future.result(timeout=30)
-        assert writer.stats.landed_lines == 1600
-        assert writer.stats.fsync_batches < 1600  # group commit: fewer fsyncs than lines
+            future.result(timeout=60)
+        assert writer.stats.landed_lines == 1601
+        assert writer.stats.fsync_batches == 2  # the held line, then the 1,600 queued behind it
 
 
 def test_a_resolved_future_means_the_line_is_already_in_the_file(tmp_path: Path) -> None:
@@ -90,12 +116,30 @@ def test_segment_is_sealed_when_it_reaches_the_size_threshold(tmp_path: Path) ->
 def test_segment_is_sealed_when_it_reaches_the_age_threshold(tmp_path: Path) -> None:
     with LandingWriter(tmp_path, max_segment_age_s=0.2) as writer:
         writer.append(_line(1)).result(timeout=10)
-        deadline = threading.Event()
-        for _ in range(50):
-            if list(tmp_path.glob(SEALED_GLOB)):
-                break
-            deadline.wait(0.05)
-        assert len(list(tmp_path.glob(SEALED_GLOB))) == 1
+        [sealed] = _wait_for_sealed(tmp_path, 1)
+        assert sealed.read_bytes() == _line(1)
+        assert writer.stats.sealed_segments == 1
+
+
+def test_an_idle_segment_is_sealed_long_before_its_age_threshold(tmp_path: Path) -> None:
+    # An hour's age limit: only the idle seal can seal these while the writer runs.
+    with LandingWriter(tmp_path, max_segment_age_s=3600, idle_seal_s=0.2, lanes=1) as writer:
+        writer.append(_line(1)).result(timeout=10)
+        [first] = _wait_for_sealed(tmp_path, 1)
+        writer.append(_line(2)).result(timeout=10)  # a later delivery opens a new segment
+        sealed = _wait_for_sealed(tmp_path, 2)
+        assert writer.stats.sealed_segments == 2
+    assert first.read_bytes() == _line(1)
+    assert [p.read_bytes() for p in sealed if p != first] == [_line(2)]
+
+
+def test_without_an_idle_seal_a_quiet_segment_stays_open(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path, max_segment_age_s=3600, lanes=1) as writer:
+        writer.append(_line(1)).result(timeout=10)
+        # Let the lane wake up on its own several times (it polls at least once a second).
+        time.sleep(1.5)
+        assert writer.stats.sealed_segments == 0
+        assert len(list(tmp_path.rglob(f"*{OPEN_SUFFIX}"))) == 1
 
 
 def test_two_writers_in_one_landing_dir_never_share_a_segment(tmp_path: Path) -> None:
@@ -165,15 +209,34 @@ def test_recovery_leaves_a_segment_a_live_writer_holds_alone(tmp_path: Path) -> 
         os.close(fd)
 
 
-def test_recovery_skips_a_segment_another_process_recovered_meanwhile(tmp_path: Path) -> None:
-    # Two receivers starting together over one landing: the loser of the lock race must find the
-    # segment already sealed under its new name and leave it alone, not fail or seal it twice.
-    path = _leftover(tmp_path, _line(1))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        recover(tmp_path)  # the winner
-        assert not path.exists()
-        assert not _still_named(path, fd)
-    finally:
-        os.close(fd)
-    assert len(_sealed_lines(tmp_path)) == 1
+def test_recovery_skips_a_segment_another_process_recovered_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two receivers starting together over one landing: this one opened the leftover segment, and
+    # before it took the lock the other one recovered it (sealed it by rename) and let go. This
+    # one must find the segment gone from its name and leave it alone, not fail or seal it twice.
+    path = _leftover(tmp_path, _line(1) + _line(2)[:30])
+    sealed_by_the_other = path.with_name("crashed-1.ndjson")
+    real_flock = fcntl.flock
+    races = []
+
+    def flock_after_the_other_recovered(fd: int, operation: int) -> None:
+        if not races:
+            races.append(fd)
+            other = os.open(path, os.O_RDWR)
+            try:
+                real_flock(other, fcntl.LOCK_EX)
+                os.ftruncate(other, len(_line(1)))  # what the winner's recovery does
+                os.rename(path, sealed_by_the_other)
+            finally:
+                os.close(other)  # its lock goes with it
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(landing.fcntl, "flock", flock_after_the_other_recovered)
+    report = recover(tmp_path)
+
+    assert races, "recover() never tried to lock the leftover segment"
+    assert report.sealed == [] and report.rejected_bytes == 0  # this one did nothing
+    assert sealed_by_the_other.read_bytes() == _line(1)
+    assert not (tmp_path / REJECTS_DIR).exists()
+    assert not path.exists()
