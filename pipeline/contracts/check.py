@@ -1,0 +1,338 @@
+"""Check every loaded body against its event type's contract, once, after the load.
+
+:func:`check_new_deliveries` is what a loader's caller runs after :func:`load_landing` (the
+Dagster raw asset, the live worker). It looks only at rows loaded since the last check (a
+``loaded_at`` watermark in ``raw.edume_contract_state``) and never reads a payload path that
+staging reads: it compares shapes, not values.
+
+How it stays cheap: one scan of the new rows reduces them, per event type, to their distinct
+(``json_structure(body)``, arrays) pairs, where the arrays are the texts of the arrays the
+contract declares (``payload.teams`` ...). ``json_structure`` merges array items, which would
+hide an item missing a field or with a different type, so items are checked from the arrays'
+texts instead, each distinct text once. Each distinct pair is validated once in Python
+(:mod:`pipeline.contracts.schema`). Only when some pair deviates is a second scan made, over the
+new rows of the deviating types, to record which deliveries have each deviating pair.
+
+Tables (schema ``raw``; created here, upgraded in place):
+
+- ``edume_contract_shape_deviations``: one row per deviating pair (``shape_key``) and deviation;
+- ``edume_contract_deviating_deliveries``: one row per deviating delivery line and its pair;
+- ``edume_contract_state``: the watermark and the fingerprint of the contracts it was checked
+  against. When the contracts change, everything is checked again under the new ones.
+- the view ``edume_contract_deviations``: per event type, path, problem, expected and seen type,
+  the count of distinct deliveries, first and last receive time, an example ``delivery_id``, and
+  the staging columns that read the path. A delivery landed twice counts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.contracts.schema import (
+    Deviation,
+    array_paths,
+    contracts_fingerprint,
+    deviations,
+    distinct_deviations,
+    json_path,
+    load_contracts,
+    read_by,
+    shape_from_structure,
+    shape_of,
+    subschema,
+)
+from pipeline.warehouse_lock import warehouse_lock
+
+log = logging.getLogger(__name__)
+
+DEVIATIONS_VIEW = "raw.edume_contract_deviations"
+
+DDL = """
+create schema if not exists raw;
+create table if not exists raw.edume_contract_state (
+  contracts_sha256 varchar not null,  -- the contracts checked_through was checked against
+  checked_through timestamp,          -- newest loaded_at checked (NULL: nothing yet)
+  checked_at timestamp not null
+);
+create table if not exists raw.edume_contract_shape_deviations (
+  shape_key varchar not null,         -- sha256 of (event type, json_structure, arrays)
+  event_type varchar not null,
+  path varchar not null,              -- dotted, [] for array items: payload.activities[].type
+  problem varchar not null,           -- missing | unexpected | type
+  expected varchar not null,          -- the contract's JSON type(s), or 'absent'
+  seen varchar not null,              -- the JSON type seen, or 'absent'
+  read_by varchar                     -- staging columns reading the path, comma-separated
+);
+create table if not exists raw.edume_contract_deviating_deliveries (
+  shape_key varchar not null,
+  delivery_id varchar not null,
+  received_at timestamp not null
+);
+create or replace view raw.edume_contract_deviations as
+select
+  s.event_type,
+  s.path,
+  s.problem,
+  s.expected,
+  s.seen,
+  count(distinct d.delivery_id) as deliveries,
+  min(d.received_at) as first_received_at,
+  max(d.received_at) as last_received_at,
+  min(d.delivery_id) as example_delivery_id,
+  any_value(s.read_by) as read_by
+from raw.edume_contract_shape_deviations as s
+join raw.edume_contract_deviating_deliveries as d using (shape_key)
+group by all;
+"""
+
+
+@dataclass(frozen=True)
+class ContractCheckResult:
+    """What one check looked at: new rows of a known type, their distinct (shape, arrays) pairs,
+    the deviating pairs and the delivery lines that have them."""
+
+    rows_checked: int = 0
+    shapes: int = 0
+    deviating_shapes: int = 0
+    deviating_rows: int = 0
+    rechecked_all: bool = False  # the contracts changed since the last check
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The SQL pieces every check of one set of contracts shares."""
+
+    types: tuple[str, ...]
+    array_paths: tuple[str, ...]  # dotted, aligned with the `arrays` column
+    arrays_sql: str
+
+
+@cache
+def _plan(fingerprint: str) -> _Plan:
+    contracts = load_contracts()
+    paths = sorted({p for c in contracts.values() for p in array_paths(c)})
+    with_arrays = [t for t, c in contracts.items() if array_paths(c)]
+    if paths and with_arrays:
+        listed = ", ".join(f"'{json_path(p)}'" for p in paths)
+        types = ", ".join(f"'{t}'" for t in with_arrays)
+        # Bodies of types without arrays (most learner events) are not parsed a second time.
+        arrays_sql = (
+            f"case when event_type in ({types}) "
+            f"then cast(json_extract(body, [{listed}]) as varchar[]) end"
+        )
+    else:
+        arrays_sql = "cast(null as varchar[])"
+    return _Plan(tuple(contracts), tuple(paths), arrays_sql)
+
+
+def check_new_deliveries(warehouse: Path) -> ContractCheckResult:
+    """Check the rows loaded into ``warehouse`` since the last check; call it after each load.
+
+    Takes the warehouse lock and writes the contract tables in one transaction. Safe to call
+    when nothing was loaded (it returns at once) and on a warehouse that has no raw table yet.
+    """
+    with warehouse_lock(Path(warehouse), on_wait=log.warning):
+        con = duckdb.connect(str(warehouse))
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            return check_deliveries(con)
+        finally:
+            con.close()
+
+
+def check_deliveries(con: duckdb.DuckDBPyConnection) -> ContractCheckResult:
+    """:func:`check_new_deliveries` on an open connection (the caller holds the lock)."""
+    contracts = load_contracts()
+    fingerprint = contracts_fingerprint(contracts)
+    plan = _plan(fingerprint)
+    con.execute("begin transaction")
+    try:
+        con.execute(DDL)
+        if not _has_raw_table(con):
+            con.execute("commit")
+            return ContractCheckResult()
+        watermark, rechecked = _watermark(con, fingerprint)
+        (through,) = con.execute("select max(loaded_at) from raw.edume_events").fetchone()
+        result = ContractCheckResult(rechecked_all=rechecked)
+        if through is not None and (watermark is None or through > watermark):
+            result = _check_window(con, contracts, plan, watermark, through, rechecked)
+            con.execute("delete from raw.edume_contract_state")
+            con.execute(
+                "insert into raw.edume_contract_state values (?, ?, now()::timestamp)",
+                [fingerprint, through],
+            )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return result
+
+
+def _has_raw_table(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'raw' and table_name = 'edume_events'"
+        ).fetchone()[0]
+    )
+
+
+def _watermark(con: duckdb.DuckDBPyConnection, fingerprint: str) -> tuple[Any, bool]:
+    """The newest ``loaded_at`` already checked; None (and tables cleared) for new contracts."""
+    state = con.execute(
+        "select contracts_sha256, checked_through from raw.edume_contract_state"
+    ).fetchone()
+    if state is not None and state[0] == fingerprint:
+        return state[1], False
+    con.execute("delete from raw.edume_contract_shape_deviations")
+    con.execute("delete from raw.edume_contract_deviating_deliveries")
+    return None, state is not None
+
+
+def _window_sql(watermark: Any) -> tuple[str, dict[str, Any]]:
+    if watermark is None:
+        return "loaded_at <= $through", {}
+    return "loaded_at > $watermark and loaded_at <= $through", {"watermark": watermark}
+
+
+def _check_window(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Mapping[str, Mapping[str, Any]],
+    plan: _Plan,
+    watermark: Any,
+    through: Any,
+    rechecked: bool,
+) -> ContractCheckResult:
+    window, params = _window_sql(watermark)
+    params = {**params, "through": through, "types": list(plan.types)}
+    groups = con.execute(
+        f"""
+        select event_type, json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays,
+               count(*) as lines
+        from raw.edume_events
+        where {window} and event_type in (select unnest($types))
+        group by all
+        """,
+        params,
+    ).fetchall()
+    items_cache: dict[tuple[str, str, str], list[Deviation]] = {}
+    deviating: list[tuple[str, str, str, list[str] | None]] = []
+    found: list[tuple[str, str, str, str, str, str, str]] = []
+    for event_type, shape, arrays, _lines in groups:
+        contract = contracts[event_type]
+        problems = distinct_deviations(shape_from_structure(shape), contract)
+        for path, text in zip(plan.array_paths, arrays or (), strict=False):
+            if text is not None:
+                key = (event_type, path, text)
+                if key not in items_cache:
+                    items_cache[key] = _item_deviations(contract, path, text)
+                problems.extend(items_cache[key])
+        if not problems:
+            continue
+        shape_key = _shape_key(event_type, shape, arrays)
+        deviating.append((shape_key, event_type, shape, arrays))
+        found += [
+            (shape_key, event_type, d.path, d.problem, d.expected, d.seen,
+             ", ".join(read_by(contract, d.path)))
+            for d in sorted(set(problems))
+        ]  # fmt: skip
+    rows = sum(group[3] for group in groups)
+    deviating_rows = _record(con, window, params, plan, deviating, found) if deviating else 0
+    return ContractCheckResult(rows, len(groups), len(deviating), deviating_rows, rechecked)
+
+
+def _item_deviations(contract: Mapping[str, Any], path: str, text: str) -> list[Deviation]:
+    """Deviations of each item of the array ``text`` found at ``path`` (the array's own type is
+    the body check's business)."""
+    node = subschema(contract, path)
+    try:
+        value = json.loads(text)
+    except ValueError:  # DuckDB produced it from valid JSON; never expected
+        return []
+    if node is None or "items" not in node or not isinstance(value, list):
+        return []
+    found: set[Deviation] = set()
+    for item in shape_of(value):
+        found.update(deviations(item, node["items"], f"{path}[]"))
+    return sorted(found)
+
+
+def _shape_key(event_type: str, shape: str, arrays: Sequence[str | None] | None) -> str:
+    canonical = json.dumps([event_type, shape, list(arrays) if arrays is not None else None])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    window: str,
+    params: dict[str, Any],
+    plan: _Plan,
+    deviating: list[tuple[str, str, str, list[str] | None]],
+    found: list[tuple[str, str, str, str, str, str, str]],
+) -> int:
+    """Store the deviating pairs' deviations and find their deliveries (the second scan)."""
+    con.execute(
+        "insert into raw.edume_contract_shape_deviations "
+        "select * from (select unnest($rows, recursive := true)) "
+        "where shape_key not in (select shape_key from raw.edume_contract_shape_deviations)",
+        {"rows": [dict(zip(_FOUND_COLUMNS, row, strict=True)) for row in found]},
+    )
+    con.execute(
+        "create or replace temp table _contract_deviating as "
+        "select unnest($rows, recursive := true)",
+        {
+            "rows": [
+                {"shape_key": k, "event_type": t, "shape": s, "arrays": a}
+                for k, t, s, a in deviating
+            ]
+        },
+    )
+    types = sorted({t for _, t, _, _ in deviating})
+    before = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
+    con.execute(
+        f"""
+        insert into raw.edume_contract_deviating_deliveries
+        select k.shape_key, e.delivery_id, e.received_at
+        from (
+            select delivery_id, received_at, event_type,
+                   json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays
+            from raw.edume_events
+            where {window} and event_type in (select unnest($types))
+        ) as e
+        join _contract_deviating as k
+          on k.event_type = e.event_type and k.shape = e.shape
+         and k.arrays is not distinct from e.arrays
+        """,
+        {**params, "types": types},
+    )
+    con.execute("drop table _contract_deviating")
+    after = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
+    return after[0] - before[0]
+
+
+_FOUND_COLUMNS = ("shape_key", "event_type", "path", "problem", "expected", "seen", "read_by")
+
+
+def read_deviations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The deviations view as dicts, most deliveries first; empty when never checked."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'edume_contract_deviations'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    cursor = con.execute(
+        f"select * from {DEVIATIONS_VIEW} "
+        "order by deliveries desc, event_type, path, problem, expected, seen"
+    )
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,154 @@
+"""Every loaded body is checked against its type's contract: clean traffic is clean, and each
+kind of deviation is reported at the right path, with the right problem and delivery count."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+from contract_kit import (
+    body,
+    deviations,
+    documented_samples,
+    land_and_check,
+    learner_added,
+)
+
+from pipeline.contracts.schema import load_contracts
+from pipeline.simulator.deliveries import serialise
+from pipeline.simulator.generate import journeys
+
+
+def _summary(workspace: Path) -> set[tuple[str, str, str, str, str, int]]:
+    return {
+        (d["event_type"], d["path"], d["problem"], d["expected"], d["seen"], d["deliveries"])
+        for d in deviations(workspace)
+    }
+
+
+def test_every_contract_is_valid_json_schema_2020_12() -> None:
+    for contract in load_contracts().values():
+        jsonschema.Draft202012Validator.check_schema(contract)
+
+
+@pytest.mark.parametrize("sample", documented_samples(), ids=lambda s: s["type"])
+def test_documented_samples_validate_against_their_contracts(sample: dict) -> None:
+    jsonschema.Draft202012Validator(load_contracts()[sample["type"]]).validate(sample)
+
+
+def test_documented_samples_load_without_a_deviation(tmp_path: Path) -> None:
+    result = land_and_check(tmp_path, [body(s) for s in documented_samples()])
+    assert result.rows_checked == 2
+    assert deviations(tmp_path) == []
+
+
+def test_simulator_traffic_loads_without_a_deviation(tmp_path: Path) -> None:
+    _, batches = journeys(learners=40, seed=3)
+    bodies = [serialise(event) for batch in batches for event in batch]
+    result = land_and_check(tmp_path, bodies)
+    assert result.rows_checked == len(bodies)
+    assert {b.split(b'"', 4)[3] for b in bodies} >= {b"course.updated", b"learner.course.completed"}
+    assert deviations(tmp_path) == []
+
+
+def test_a_renamed_field_is_missing_at_its_old_path_and_unexpected_at_its_new_one(
+    tmp_path: Path,
+) -> None:
+    renamed = [learner_added(9000 + i, userId=None, id=9000 + i) for i in range(3)]
+    land_and_check(tmp_path, [body(e) for e in renamed] + [body(learner_added(1))])
+    assert _summary(tmp_path) == {
+        ("learner.added", "payload.user.userId", "missing", "integer", "absent", 3),
+        ("learner.added", "payload.user.id", "unexpected", "absent", "integer", 3),
+    }
+
+
+def test_a_score_sent_as_a_string_is_a_type_deviation(tmp_path: Path) -> None:
+    finished = {
+        "type": "learner.activity.finished",
+        "payload": {
+            "group": {"groupId": 1297},
+            "user": {"userId": 7, "firstName": "Ada", "lastName": "Okafor"},
+            "course": {"courseId": 14148, "courseKey": "k", "title": "t"},
+            "module": {"moduleId": 15010},
+            "activity": {"type": "assessment", "activityId": 6743},
+            "result": {"score": "85", "passed": True},
+        },
+        "timestamp": "2026-11-01T08:00:00.000Z",
+    }
+    as_number = copy.deepcopy(finished)
+    as_number["payload"]["result"]["score"] = 85.5
+    as_number["timestamp"] = "2026-11-01T08:00:01.000Z"
+    land_and_check(tmp_path, [body(finished), body(as_number)])
+    assert _summary(tmp_path) == {
+        ("learner.activity.finished", "payload.result.score", "type", "number", "string", 1)
+    }
+
+
+def test_an_id_sent_with_a_fraction_is_a_number_not_an_integer(tmp_path: Path) -> None:
+    land_and_check(tmp_path, [body(learner_added(5, userId=5.0))])
+    assert _summary(tmp_path) == {
+        ("learner.added", "payload.user.userId", "type", "integer", "number", 1)
+    }
+
+
+def test_an_extra_field_is_unexpected_at_its_path(tmp_path: Path) -> None:
+    extra = learner_added(11)
+    extra["payload"]["locale"] = {"language": "en"}
+    land_and_check(tmp_path, [body(extra)])
+    assert _summary(tmp_path) == {
+        ("learner.added", "payload.locale", "unexpected", "absent", "object", 1)
+    }
+
+
+def test_a_missing_required_field_is_reported_missing(tmp_path: Path) -> None:
+    samples = documented_samples()
+    for index in range(2):
+        added = copy.deepcopy(samples[0])
+        del added["payload"]["course"]["courseKey"]
+        added["timestamp"] = f"2023-05-31T11:42:5{index}.000Z"
+        samples.append(added)
+    land_and_check(tmp_path, [body(s) for s in samples])
+    assert _summary(tmp_path) == {
+        ("course.added", "payload.course.courseKey", "missing", "string", "absent", 2)
+    }
+
+
+def test_an_array_item_of_a_new_shape_is_reported_at_the_item_path(tmp_path: Path) -> None:
+    # json_structure() merges array items: an item without `published`, next to items that
+    # have it, is invisible in the merged structure. Items are checked one by one.
+    added = documented_samples()[0]
+    added["payload"]["activities"].append({"activityId": 9001, "type": "video"})
+    added["payload"]["activities"].append({"activityId": "9002", "published": True, "type": "x"})
+    added["payload"]["teams"] = [{"teamId": 3493}, {"teamId": 3494, "name": "Drivers"}]
+    land_and_check(tmp_path, [body(added)])
+    assert _summary(tmp_path) == {
+        ("course.added", "payload.activities[].published", "missing", "boolean", "absent", 1),
+        ("course.added", "payload.activities[].activityId", "type", "integer", "string", 1),
+        ("course.added", "payload.teams[].name", "unexpected", "absent", "string", 1),
+    }
+
+
+def test_a_delivery_landed_again_in_a_later_load_counts_once(tmp_path: Path) -> None:
+    renamed = body(learner_added(21, userId=None, id=21))
+    first = land_and_check(tmp_path, [renamed], segment="seg-1")
+    second = land_and_check(tmp_path, [renamed, body(learner_added(22))], segment="seg-2")
+    assert (first.rows_checked, second.rows_checked) == (1, 2)  # each load: its new rows only
+    (missing,) = [d for d in deviations(tmp_path) if d["problem"] == "missing"]
+    assert missing["deliveries"] == 1
+    assert missing["first_received_at"] <= missing["last_received_at"]
+
+
+def test_a_check_with_nothing_new_reads_nothing(tmp_path: Path) -> None:
+    land_and_check(tmp_path, [body(learner_added(1))])
+    again = land_and_check(tmp_path, [], segment="seg-empty")
+    assert again.rows_checked == 0
+
+
+def test_a_deviation_names_the_staging_columns_that_read_its_path(tmp_path: Path) -> None:
+    land_and_check(tmp_path, [body(learner_added(31, userId=None, id=31))])
+    by_path = {d["path"]: d for d in deviations(tmp_path)}
+    assert by_path["payload.user.userId"]["read_by"] == "stg_edume__learner_events.learner_id"
+    assert by_path["payload.user.userId"]["example_delivery_id"]
+    assert by_path["payload.user.id"]["read_by"] == ""
