@@ -108,8 +108,9 @@ def _modules(
 def default_company() -> Company:
     """The embedded default: a logistics company with a UK and a Spanish group.
 
-    The dbt seed ``mandatory_courses.csv`` names 14148 (the sample course) as mandatory; 14150
-    (health & safety) and 14155 (its Spanish counterpart) are natural candidates to add.
+    The dbt seed ``mandatory_courses.csv`` names 14150 (health & safety induction, due within
+    30 days) and 14155 (its Spanish counterpart, 14 days) as mandatory; 14148 is eduMe's
+    documented sample course, kept recognisable, and is not mandatory.
     """
     uk, spain = 1297, 1298
     teams = (
