@@ -1,20 +1,42 @@
-"""Marts -> ``<export_dir>/<mart>.parquet`` and ``<export_dir>/query.duckdb``, for BI tools.
+"""Marts (and the quality and reporting facts) -> parquet under ``<export_dir>``, and
+``<export_dir>/query.duckdb``, for BI tools.
 
 Contract of :func:`export_marts`:
 
-- Every table (or view) in schema ``marts`` of the warehouse becomes
-  ``<export_dir>/<name>.parquet``, written beside its final name then renamed over it
-  (``os.replace`` is atomic), so a reader sees the old file or the new one, never half of one.
+- Every table or view in schema ``marts`` of the warehouse becomes ``<export_dir>/<name>.parquet``;
+  every one in schema ``quality`` or ``reporting`` (when the schema exists) becomes
+  ``<export_dir>/<schema>/<name>.parquet``. Each file is written beside its final name, then
+  renamed over it (``os.replace`` is atomic): a reader sees the old file or the new one, never
+  half of one. These relations are small (their size follows learners and courses, not events)
+  and are rewritten whole.
+- A large fact, one row per event (:data:`MONTHLY_MARTS`: ``fct_learner_activity``), is instead a
+  directory of monthly partitions, ``<export_dir>/<name>/month=YYYY-MM/*.parquet``, of which a
+  micro-batch rewrites only the months its load touched. ``<export_dir>/<name>`` is a link to an
+  immutable version directory, swapped by one rename, so a reader sees one batch's version and
+  never a mix of two (:mod:`pipeline.export_partitioned`). The first such export of a deployment
+  that had ``<export_dir>/<name>.parquet`` removes that file once ``query.duckdb`` reads the new
+  layout.
 - Types are those BI tools read: unsigned and 128-bit integers become BIGINT (an overflow fails the
-  export loudly rather than wrapping), and timestamps become TIMESTAMPTZ in UTC (the warehouse's
-  naive timestamps are UTC by convention), which Parquet stores as ``isAdjustedToUTC``.
-- ``<export_dir>/query.duckdb`` holds one view per mart over its parquet file (absolute path), and
-  is rebuilt aside and renamed too. It never touches the warehouse, so analysts open it (read-only)
-  at any time, even while a run holds the warehouse, without a lock error.
-- Files a killed export left aside (``.<name>.<pid>.tmp``, and DuckDB's ``.wal`` beside one) are
-  removed by the next export once their process is gone; a running export's are left alone.
+  export loudly rather than wrapping), timestamps become TIMESTAMPTZ in UTC (the warehouse's
+  naive timestamps are UTC by convention), which Parquet stores as ``isAdjustedToUTC``, and JSON
+  becomes text.
+- ``<export_dir>/query.duckdb`` holds one view per exported relation: the marts under their own
+  names (the same view names whatever the layout), the others in schemas ``quality`` and
+  ``reporting``, with the warehouse's comments on views and columns (dbt's ``persist_docs``) so
+  ``DESCRIBE`` and BI tools show what a column means. Views read the files by absolute path
+  (a partitioned mart through its link, so a connection held open follows new batches). The
+  file is rebuilt aside and renamed too. It never touches the warehouse, so analysts open it
+  (read-only) at any time, even while a run holds the warehouse, without a lock error.
+- Files a killed export left aside (``.<name>.<pid>.tmp``, DuckDB's ``.wal`` beside one, and
+  unfinished version directories) are removed by the next export once their process is gone; a
+  running export's are left alone.
 
-The warehouse is read under :func:`pipeline.warehouse_lock.warehouse_lock`.
+On ``EDUME_ENGINE=spark`` the relations are Spark's parquet tables (``pipeline/spark_marts.py``)
+and the raw table (for the watermark) is read from the DuckDB warehouse, attached read-only.
+Spark's tables carry no comments (dbt-spark persists docs only into a metastore's table
+properties, which DuckDB does not read), so ``query.duckdb`` has none on Spark.
+
+The warehouse is read under :func:`pipeline.warehouse_lock.warehouse_lock`, in one transaction.
 """
 
 from __future__ import annotations
@@ -22,19 +44,28 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from pipeline.loader.handoff import spark_dir
-from pipeline.spark_marts import connect_spark_marts
+from pipeline.export_partitioned import (
+    MonthlyMart,
+    export_monthly,
+    parquet_glob,
+    remove_stale_versions,
+    versions_dir,
+)
+from pipeline.loader.handoff import RAW_TABLE, spark_dir
+from pipeline.spark_marts import connect_spark_tables, spark_table_dirs
 from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
 QUERY_FILE = "query.duckdb"
 MARTS_SCHEMA = "marts"
+# Exported beside the marts but apart from them: <export_dir>/<schema>/<name>.parquet.
+SIDE_SCHEMAS = ("quality", "reporting")
 # The marts design.md promises; every one is exported (with any other table in schema marts).
 DESIGNED_MARTS = (
     "dim_courses",
@@ -49,8 +80,13 @@ DESIGNED_MARTS = (
     "fct_course_dropoff",
     "fct_training_compliance",
 )
+# Marts of one row per event: exported by month of occurrence, only touched months rewritten.
+# occurred_at is the envelope timestamp (stg_edume__learner_events), raw's event_timestamp.
+MONTHLY_MARTS = (MonthlyMart("fct_learner_activity", "occurred_at", "event_timestamp"),)
+_SPARK_WAREHOUSE_ALIAS = "edume_warehouse"
 
-# What _write_parquet and write_query_file write before the rename (plus DuckDB's write-ahead log).
+# What _write_parquet, write_query_file and a link swap write before the rename (plus DuckDB's
+# write-ahead log).
 _ASIDE = re.compile(r"\..+\.(?P<pid>[0-9]+)\.tmp(\.wal)?")
 
 # DuckDB types BI tools (and Parquet readers such as Power BI, Tableau, Spark) handle badly.
@@ -65,18 +101,41 @@ _BI_CASTS = {
     "TIMESTAMP_S": "TIMESTAMPTZ",
     "TIMESTAMP_MS": "TIMESTAMPTZ",
     "TIMESTAMP_NS": "TIMESTAMPTZ",
+    "JSON": "VARCHAR",
 }
 
 
 @dataclass(frozen=True)
+class Comments:
+    """A relation's comment and its columns' comments (empty when the warehouse has none)."""
+
+    relation: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ExportResult:
+    """What one export did.
+
+    ``parquet_files``: each exported relation's path (a file, or a partitioned mart's link);
+    ``rows``: rows per relation (marts by name, others as ``<schema>.<name>``);
+    ``files_written`` / ``bytes_written``: the parquet files this export wrote (months a batch
+    did not touch are reused, not written).
+    """
+
     parquet_files: tuple[Path, ...]
     rows: dict[str, int]
     query_file: Path
+    files_written: tuple[Path, ...] = ()
+    bytes_written: int = 0
 
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def bi_select(columns: list[tuple[str, str]], relation: str) -> str:
@@ -89,44 +148,81 @@ def bi_select(columns: list[tuple[str, str]], relation: str) -> str:
     return f"select {', '.join(items) or '*'} from {relation}"
 
 
-def list_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
+def list_relations(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    """The tables and views of ``schema`` in the connection's database, by name."""
     rows = con.execute(
         "select table_name from information_schema.tables "
         "where table_schema = ? and table_catalog = current_database() order by table_name",
-        [MARTS_SCHEMA],
+        [schema],
     ).fetchall()
     return [row[0] for row in rows]
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection, mart: str, export_dir: Path) -> tuple[Path, int]:
-    relation = f"{MARTS_SCHEMA}.{quote_ident(mart)}"
-    columns = [(row[0], row[1]) for row in con.execute(f"describe {relation}").fetchall()]
-    final = export_dir / f"{mart}.parquet"
-    aside = export_dir / f".{mart}.parquet.{os.getpid()}.tmp"
-    escaped = str(aside).replace("'", "''")
+def list_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return list_relations(con, MARTS_SCHEMA)
+
+
+def _comments(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> Comments:
+    """The warehouse's persisted comments on ``schema.name`` (dbt's persist_docs)."""
+    relation = con.execute(
+        "select comment from duckdb_tables() where schema_name = $s and table_name = $n "
+        "and database_name = current_database() union all "
+        "select comment from duckdb_views() where schema_name = $s and view_name = $n "
+        "and database_name = current_database()",
+        {"s": schema, "n": name},
+    ).fetchone()
+    columns = con.execute(
+        "select column_name, comment from duckdb_columns() where schema_name = $s "
+        "and table_name = $n and database_name = current_database() and comment is not null",
+        {"s": schema, "n": name},
+    ).fetchall()
+    return Comments(relation[0] if relation else None, dict(columns))
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """One relation as ``query.duckdb`` sees it: view name, how to read it, comments."""
+
+    schema: str | None
+    name: str
+    reader: str
+    comments: Comments
+
+
+def _write_parquet(
+    con: duckdb.DuckDBPyConnection, select_sql: str, final: Path
+) -> tuple[Path, int]:
+    aside = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
         con.execute(
-            f"copy ({bi_select(columns, relation)}) to '{escaped}' "
-            "(format parquet, compression zstd)"
+            f"copy ({select_sql}) to {_literal(str(aside))} (format parquet, compression zstd)"
         )
-        rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+        rows = con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
         os.replace(aside, final)
     finally:
         aside.unlink(missing_ok=True)  # only left behind when the copy failed
     return final, rows
 
 
-def write_query_file(export_dir: Path, parquet_files: list[Path]) -> Path:
-    """(Re)build ``query.duckdb``: one view per parquet file; written aside, then renamed."""
+def write_query_file(export_dir: Path, relations: list[_Exported]) -> Path:
+    """(Re)build ``query.duckdb``: one view per exported relation, with its comments; written
+    aside, then renamed."""
     final = export_dir / QUERY_FILE
     aside = export_dir / f".{QUERY_FILE}.{os.getpid()}.tmp"
     aside.unlink(missing_ok=True)
     with duckdb.connect(str(aside)) as con:
-        for path in sorted(parquet_files):
-            location = str(path.resolve()).replace("'", "''")
-            con.execute(
-                f"create view {quote_ident(path.stem)} as select * from read_parquet('{location}')"
-            )
+        for relation in sorted(relations, key=lambda r: (r.schema or "", r.name)):
+            view = quote_ident(relation.name)
+            if relation.schema:
+                con.execute(f"create schema if not exists {quote_ident(relation.schema)}")
+                view = f"{quote_ident(relation.schema)}.{view}"
+            con.execute(f"create view {view} as select * from {relation.reader}")
+            if relation.comments.relation:
+                con.execute(f"comment on view {view} is {_literal(relation.comments.relation)}")
+            for column, comment in sorted(relation.comments.columns.items()):
+                con.execute(
+                    f"comment on column {view}.{quote_ident(column)} is {_literal(comment)}"
+                )
         con.execute("checkpoint")
     os.replace(aside, final)
     return final
@@ -144,42 +240,123 @@ def _process_is_gone(pid: int) -> bool:
 
 def remove_stale_asides(export_dir: Path) -> list[Path]:
     """Delete the files exports that died (SIGKILL, power loss) left aside; return them."""
+    folders = [export_dir, *(export_dir / schema for schema in SIDE_SCHEMAS)]
     stale = [
         path
-        for path in export_dir.glob(".*.tmp*")
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.glob(".*.tmp*")
         if (match := _ASIDE.fullmatch(path.name)) and _process_is_gone(int(match["pid"]))
     ]
     for path in stale:
         path.unlink(missing_ok=True)
+    for spec in MONTHLY_MARTS:
+        stale += remove_stale_versions(versions_dir(export_dir, spec.name), _process_is_gone)
     return stale
 
 
-def _marts_source(warehouse: Path, engine: str) -> duckdb.DuckDBPyConnection:
-    """Where ``engine``'s dbt target built the marts: the DuckDB file, or Spark's parquet tables
-    (``pipeline/spark_marts.py``) in the Spark directory beside it."""
+def _open_source(warehouse: Path, engine: str) -> tuple[duckdb.DuckDBPyConnection, str | None]:
+    """Where ``engine``'s dbt target built the relations, and the raw table's name in it (None
+    when the warehouse has no raw table: a partitioned mart is then rewritten whole).
+
+    DuckDB: the warehouse file. Spark: Spark's parquet tables (``pipeline/spark_marts.py``) in
+    the Spark directory beside it, with the DuckDB warehouse attached for the raw table."""
     if engine == "spark":
-        return connect_spark_marts(spark_dir(warehouse) / "warehouse")
-    return duckdb.connect(str(warehouse), read_only=True)
+        tables = spark_dir(warehouse) / "warehouse"
+        databases = [MARTS_SCHEMA]
+        for schema in SIDE_SCHEMAS:
+            try:
+                spark_table_dirs(tables, schema)
+                databases.append(schema)
+            except FileNotFoundError:
+                continue  # that dbt folder is not built on this deployment
+        con = connect_spark_tables(tables, databases)
+        con.execute(f"attach {_literal(str(warehouse))} as {_SPARK_WAREHOUSE_ALIAS} (read_only)")
+        raw = f"{_SPARK_WAREHOUSE_ALIAS}.{RAW_TABLE}"
+    else:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        raw = RAW_TABLE
+    try:
+        con.execute(f"select 1 from {raw} limit 0")
+    except duckdb.CatalogException:
+        raw = None
+    return con, raw
 
 
 def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> ExportResult:
-    """Export every mart ``engine`` built for ``warehouse`` to ``export_dir``; see the module
-    docstring."""
+    """Export every mart (and quality and reporting relation) ``engine`` built for
+    ``warehouse`` to ``export_dir``; see the module docstring.
+
+    Raises ``duckdb.ConversionException`` when a value does not fit its BI type (the previous
+    files stay), and ``FileNotFoundError`` on Spark when Spark built nothing yet.
+    """
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     for path in remove_stale_asides(export_dir):
         log.warning("removed %s, left by an export that did not finish", path.name)
-    written: list[Path] = []
+    exported: list[_Exported] = []
+    paths: list[Path] = []
     rows: dict[str, int] = {}
-    with (
-        warehouse_lock(warehouse, on_wait=log.warning),
-        _marts_source(warehouse, engine) as con,
-    ):
-        con.execute("set TimeZone = 'UTC'")  # naive warehouse timestamps are UTC
-        for mart in list_marts(con):
-            path, count = _write_parquet(con, mart, export_dir)
-            written.append(path)
-            rows[mart] = count
-    query_file = write_query_file(export_dir, written)
-    log.info("exported %d mart(s) to %s", len(written), export_dir)
-    return ExportResult(tuple(written), rows, query_file)
+    files_written: list[Path] = []
+    monthly = {spec.name: spec for spec in MONTHLY_MARTS}
+    with warehouse_lock(warehouse, on_wait=log.warning):
+        con, raw = _open_source(warehouse, engine)
+        try:
+            con.execute("set TimeZone = 'UTC'")  # naive warehouse timestamps are UTC
+            con.execute("begin transaction")  # one snapshot of every relation and the watermark
+            for schema in (MARTS_SCHEMA, *SIDE_SCHEMAS):
+                folder = export_dir if schema == MARTS_SCHEMA else export_dir / schema
+                for name in list_relations(con, schema):
+                    relation = f"{quote_ident(schema)}.{quote_ident(name)}"
+                    columns = [(r[0], r[1]) for r in con.execute(f"describe {relation}").fetchall()]
+                    select_sql = bi_select(columns, relation)
+                    comments = _comments(con, schema, name) if engine == "duckdb" else Comments()
+                    key = name if schema == MARTS_SCHEMA else f"{schema}.{name}"
+                    if schema == MARTS_SCHEMA and name in monthly:
+                        done = export_monthly(con, monthly[name], export_dir, select_sql, raw)
+                        reader = (
+                            f"read_parquet({_literal(parquet_glob(done.link.absolute()))}, "
+                            "hive_partitioning = false)"
+                        )
+                        paths.append(done.link)
+                        rows[key] = done.rows
+                        files_written += done.files_written
+                        if done.months_written:
+                            log.info(
+                                "%s: rewrote month(s) %s%s",
+                                name,
+                                ", ".join(done.months_written),
+                                " (in full)" if done.full else "",
+                            )
+                    else:
+                        folder.mkdir(exist_ok=True)
+                        path, count = _write_parquet(con, select_sql, folder / f"{name}.parquet")
+                        reader = f"read_parquet({_literal(str(path.absolute()))})"
+                        paths.append(path)
+                        rows[key] = count
+                        files_written.append(path)
+                    view_schema = None if schema == MARTS_SCHEMA else schema
+                    exported.append(_Exported(view_schema, name, reader, comments))
+            con.execute("commit")
+        finally:
+            con.close()
+    query_file = write_query_file(export_dir, exported)
+    _remove_superseded_layouts(export_dir)
+    log.info("exported %d relation(s) to %s", len(exported), export_dir)
+    return ExportResult(
+        parquet_files=tuple(paths),
+        rows=rows,
+        query_file=query_file,
+        files_written=tuple(files_written),
+        bytes_written=sum(path.stat().st_size for path in files_written),
+    )
+
+
+def _remove_superseded_layouts(export_dir: Path) -> None:
+    """An older deployment exported every mart as ``<name>.parquet``: once ``query.duckdb``
+    reads a partitioned mart's directory, its old single file goes (BI tools see one layout)."""
+    for spec in MONTHLY_MARTS:
+        old = export_dir / f"{spec.name}.parquet"
+        if (export_dir / spec.name).is_symlink() and old.exists():
+            old.unlink()
+            log.info("removed %s: %s is now a directory of monthly partitions", old, spec.name)

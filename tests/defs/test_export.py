@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipeline.export import export_marts
+from pipeline.export_partitioned import KEEP_SUPERSEDED_S, remove_superseded_versions
+from pipeline.loader.ndjson import DDL
 from pipeline.settings import REPO_ROOT
 
 HOLD_WRITE_CONNECTION = (
@@ -114,3 +119,232 @@ def test_a_new_export_replaces_the_files_and_drops_no_temp_files(
     ]
     with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
         assert con.execute("select other_id from dim_other").fetchall() == [(1,)]
+
+
+# --- the large fact, exported by month ----------------------------------------------------------
+
+
+class ActivityWarehouse:
+    """A real DuckDB warehouse with the loader's raw table and a stand-in for dbt's build of
+    ``marts.fct_learner_activity`` (one row per distinct delivery, its envelope timestamp as
+    ``occurred_at``), so each :meth:`load` is a micro-batch as the pipeline makes one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.batches = 0
+        with duckdb.connect(str(path)) as con:
+            con.execute(DDL)
+            con.execute("create schema if not exists marts")
+
+    def load(self, stamps: list[str], *, redeliver: int = 0) -> None:
+        """One loader batch: a new event per timestamp, plus ``redeliver`` copies of bodies
+        already loaded; then the mart rebuilt."""
+        self.batches += 1
+        batch = self.batches
+        with duckdb.connect(str(self.path)) as con:
+            con.execute("set TimeZone = 'UTC'")
+            loaded_at = f"timestamp '2026-12-01 00:00:00' + to_seconds({batch})"
+            con.execute(
+                f"""insert into raw.edume_events (delivery_id, received_at, auth_mode,
+                    event_type, event_timestamp, body, segment, line_number, loaded_at)
+                select sha256('{batch}-' || n), {loaded_at}, 'hmac', 'learner.activity.started',
+                    stamp::timestamp, '{{}}', 'segment-{batch}', n, {loaded_at}
+                from (select unnest($stamps) as stamp, generate_subscripts($stamps, 1) as n)""",
+                {"stamps": stamps},
+            )
+            con.execute(
+                f"""insert into raw.edume_events (delivery_id, received_at, auth_mode,
+                    event_type, event_timestamp, body, segment, line_number, loaded_at)
+                select delivery_id, {loaded_at}, auth_mode, event_type, event_timestamp, body,
+                    'segment-{batch}', line_number + 1000000, {loaded_at}
+                from (select * from raw.edume_events where loaded_at < {loaded_at}
+                      order by event_timestamp limit {redeliver})"""
+            )
+            con.execute(
+                """create or replace table marts.fct_learner_activity as
+                select delivery_id as learner_event_id, event_timestamp as occurred_at,
+                    min(received_at) as received_at, 7::utinyint as score
+                from raw.edume_events group by all"""
+            )
+
+    def rows(self) -> list[tuple]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(
+                "select learner_event_id, epoch(occurred_at), epoch(received_at), score "
+                "from marts.fct_learner_activity order by all"
+            ).fetchall()
+
+
+def exported_rows(exports: Path) -> list[tuple]:
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        return con.execute(
+            "select learner_event_id, epoch(occurred_at), epoch(received_at), score "
+            "from fct_learner_activity order by all"
+        ).fetchall()
+
+
+def month_files(exports: Path) -> dict[str, list[Path]]:
+    link = exports / "fct_learner_activity"
+    return {
+        folder.name: sorted(folder.glob("*.parquet")) for folder in sorted(link.glob("month=*"))
+    }
+
+
+@pytest.fixture
+def activity(tmp_path: Path) -> ActivityWarehouse:
+    warehouse = ActivityWarehouse(tmp_path / "edume.duckdb")
+    warehouse.load(["2024-01-05 10:00:00", "2024-01-20 11:00:00", "2024-02-03 09:00:00"])
+    warehouse.load(["2024-03-30 23:59:59", "2024-02-14 12:00:00"])
+    return warehouse
+
+
+def test_a_large_fact_is_exported_as_monthly_partitions_behind_the_same_view(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+
+    result = export_marts(activity.path, exports)
+
+    assert (exports / "fct_learner_activity").is_symlink()
+    assert list(month_files(exports)) == ["month=2024-01", "month=2024-02", "month=2024-03"]
+    assert not (exports / "fct_learner_activity.parquet").exists()
+    assert exported_rows(exports) == activity.rows()
+    assert result.rows["fct_learner_activity"] == 5
+    assert result.bytes_written == sum(p.stat().st_size for p in result.files_written)
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        columns = [row[0] for row in con.execute("describe fct_learner_activity").fetchall()]
+    assert columns == ["learner_event_id", "occurred_at", "received_at", "score"]  # no `month`
+
+
+def test_a_micro_batch_rewrites_only_the_months_it_touched_and_links_the_rest(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    before = {month: files[0].stat().st_ino for month, files in month_files(exports).items()}
+    activity.load(["2024-02-28 08:00:00"], redeliver=2)  # an old month, out of order
+
+    result = export_marts(activity.path, exports)
+
+    touched = {p.parent.name for p in result.files_written if p.parent.name.startswith("month=")}
+    assert touched == {"month=2024-01", "month=2024-02"}  # the new event's and the re-deliveries'
+    after = {month: files[0].stat().st_ino for month, files in month_files(exports).items()}
+    assert after["month=2024-03"] == before["month=2024-03"]  # the same file, hard-linked
+    assert after["month=2024-02"] != before["month=2024-02"]
+    assert exported_rows(exports) == activity.rows()
+
+
+def test_a_batch_that_touched_nothing_makes_no_new_version(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    version = os.readlink(exports / "fct_learner_activity")
+
+    result = export_marts(activity.path, exports)
+
+    assert os.readlink(exports / "fct_learner_activity") == version
+    assert not [p for p in result.files_written if p.parent.name.startswith("month=")]
+
+
+def test_incremental_exports_equal_a_full_export_of_the_same_warehouse(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    incremental, full = tmp_path / "incremental", tmp_path / "full"
+    export_marts(activity.path, incremental)
+    for day in range(1, 6):
+        activity.load([f"2024-0{day % 3 + 1}-1{day} 06:00:00", "2024-04-01 00:00:00"], redeliver=1)
+        export_marts(activity.path, incremental)
+
+    export_marts(activity.path, full)
+
+    assert exported_rows(incremental) == exported_rows(full) == activity.rows()
+    assert list(month_files(incremental)) == list(month_files(full))
+
+
+def test_a_rebuilt_warehouse_is_exported_in_full(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    with duckdb.connect(str(activity.path)) as con:  # raw rows deleted: the watermark breaks
+        con.execute("delete from raw.edume_events where event_timestamp < '2024-02-01'")
+    activity.load([])
+
+    export_marts(activity.path, exports)
+
+    assert list(month_files(exports)) == ["month=2024-02", "month=2024-03"]
+    assert exported_rows(exports) == activity.rows()
+
+
+def test_an_old_single_file_export_is_replaced_by_the_monthly_layout(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    # An existing deployment: every mart as <name>.parquet, query.duckdb reading that file.
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    legacy = exports / "fct_learner_activity.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"copy (select 'old' as learner_event_id) to '{legacy}' (format parquet)")
+    with duckdb.connect(str(exports / "query.duckdb")) as con:
+        con.execute(f"create view fct_learner_activity as select * from read_parquet('{legacy}')")
+
+    export_marts(activity.path, exports)
+
+    assert not legacy.exists()
+    assert exported_rows(exports) == activity.rows()
+
+
+def test_superseded_versions_are_removed_once_no_reader_can_still_need_them(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    activity.load(["2024-03-02 00:00:00"])
+    export_marts(activity.path, exports)
+    versions = exports / ".fct_learner_activity.versions"
+    current = os.readlink(exports / "fct_learner_activity").rsplit("/", 1)[-1]
+    assert sorted(p.name for p in versions.iterdir()) == ["v00000001", "v00000002"]  # kept a while
+
+    remove_superseded_versions(versions, current, now=lambda: time.time() + KEEP_SUPERSEDED_S + 1)
+
+    assert sorted(p.name for p in versions.iterdir()) == [current]
+
+
+def test_a_reader_sees_one_batch_version_never_a_mix_of_two(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    # Each batch adds one event to every month, so a query that mixed two versions' months
+    # would count a total no committed version ever had.
+    months = [f"2024-{month:02d}-15 12:00:00" for month in range(1, 13)]
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    committed = {len(exported_rows(exports))}
+    answers: list[int] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+            while not done.is_set():
+                try:
+                    answers.append(
+                        con.execute("select count(*) from fct_learner_activity").fetchone()[0]
+                    )
+                except duckdb.IOException as exc:  # listed one version, opened the next
+                    errors.append(str(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(15):
+            activity.load(months)
+            export_marts(activity.path, exports)
+            committed.add(len(activity.rows()))
+    finally:
+        done.set()
+        reader.join()
+
+    assert answers, "the reader never got an answer"
+    assert set(answers) <= committed
+    assert len(set(answers)) > 1, "the reader never saw a new batch through its open connection"

@@ -79,3 +79,42 @@ def test_export_leaves_the_files_of_a_running_export_alone(tmp_path: Path, wareh
     finally:
         running.kill()
         running.wait()
+
+
+def _unfinished_versions(exports: Path) -> list[str]:
+    versions = exports / ".fct_learner_activity.versions"
+    return sorted(p.name for p in versions.glob(".v*.tmp")) if versions.is_dir() else []
+
+
+def test_the_next_export_removes_a_monthly_version_a_killed_export_left_unfinished(
+    tmp_path: Path,
+) -> None:
+    warehouse = tmp_path / "edume.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.fct_learner_activity as select md5(range::varchar) as "
+            "learner_event_id, timestamp '2024-01-01' + to_seconds(range * 10) as occurred_at "
+            f"from range({ROWS})"
+        )
+    exports = tmp_path / "exports"
+    export = subprocess.Popen(
+        [sys.executable, "-c", EXPORT, str(warehouse), str(exports)],
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _unfinished_versions(exports) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(export.pid, signal.SIGKILL)
+    export.wait()
+    assert _unfinished_versions(exports), "the export was not killed while writing a version"
+    assert not (exports / "fct_learner_activity").exists()  # nothing published half-written
+
+    export_marts(warehouse, exports)
+
+    assert _unfinished_versions(exports) == []
+    assert _hidden(exports) == [".fct_learner_activity.versions"]
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        count = con.execute("select count(*) from fct_learner_activity").fetchone()
+    assert count == (ROWS,)
