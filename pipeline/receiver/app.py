@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import generate_latest
 
 from pipeline.receiver.landing import (
     DEFAULT_IDLE_SEAL_S,
@@ -48,6 +49,7 @@ from pipeline.receiver.landing import (
 )
 from pipeline.receiver.landing_format import Envelope, format_line
 from pipeline.receiver.landing_process import LandingProcess
+from pipeline.receiver.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Histogram, build_registry
 from pipeline.receiver.signature import AuthenticationError, Credentials, js_parse, verify
 
 Scope = MutableMapping[str, Any]
@@ -132,8 +134,10 @@ class ReceiverApp:
         self.config = config
         self.counters = _Counters()
         self.writer: LandingProcess | None = None
+        self.request_seconds = Histogram(LATENCY_BUCKETS)
+        self.fsync_wait_seconds = Histogram(LATENCY_BUCKETS)
+        self._registry = build_registry(self, lambda: self.writer.pid if self.writer else None)
         self._log = _rejection_logger()
-        self._started = time.monotonic()
         self._restart_tried_at = float("-inf")
         # How much of an oversize body is read and dropped so the 413 reaches the client intact
         # (closing on unread data makes the kernel reset the connection, losing the answer).
@@ -170,16 +174,18 @@ class ReceiverApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if path == WEBHOOK_PATH:
+            started = time.perf_counter()
             if method != "POST":
                 await _respond(send, 405, {"error": "method_not_allowed"}, [(b"allow", b"POST")])
                 self.counters.rejected["method_not_allowed"] += 1
-                return
-            await self._delivery(scope, receive, send)
+            else:
+                await self._delivery(scope, receive, send)
+            self.request_seconds.observe(time.perf_counter() - started)
         elif path == "/healthz" and method in ("GET", "HEAD"):
             healthy = self.writer is not None and self.writer.healthy
             await _respond(send, 200, {"status": "ok", "landing_writable": healthy})
         elif path == "/metrics" and method == "GET":
-            await _respond_text(send, 200, self.metrics_text())
+            await _respond_text(send, 200, generate_latest(self._registry))
         else:
             self.counters.rejected["not_found"] += 1
             await _respond(send, 404, {"error": "not_found"})
@@ -280,7 +286,9 @@ class ReceiverApp:
     async def _land(self, body: bytes, auth: Any, envelope: Envelope) -> None:
         writer = self._live_writer()
         line = format_line(body, auth, datetime.now(UTC), envelope)
+        waiting = time.perf_counter()
         await writer.append_async(line)
+        self.fsync_wait_seconds.observe(time.perf_counter() - waiting)
 
     def _count_media(self, content_type: str | None, encoding: str | None) -> None:
         """Count an accepted delivery's media type (``none`` when absent) and encoding. Label
@@ -344,89 +352,6 @@ class ReceiverApp:
         extra = [(b"connection", b"close")] if reject.close else []
         await _respond(send, reject.status, {"error": reject.reason, "message": str(reject)}, extra)
 
-    # --- metrics ----------------------------------------------------------------------------
-
-    def metrics_text(self) -> str:
-        """Prometheus exposition text (version 0.0.4)."""
-        stats = self.writer.stats if self.writer is not None else None
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
-
-        metric(
-            "edume_receiver_deliveries_accepted_total",
-            "counter",
-            "Deliveries verified, landed and fsynced (answered 204).",
-            [("", self.counters.accepted)],
-        )
-        metric(
-            "edume_receiver_deliveries_rejected_total",
-            "counter",
-            "Requests refused for client input, by reason (401, 400, 413, 415, 408, 404, 405).",
-            [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.counters.rejected.items())],
-        )
-        metric(
-            "edume_receiver_deliveries_by_media_type_total",
-            "counter",
-            "Accepted deliveries by Content-Type media type (none: no header).",
-            [
-                (f'{{media_type="{_label(k)}"}}', n)
-                for k, n in sorted(self.counters.media_types.items())
-            ],
-        )
-        metric(
-            "edume_receiver_deliveries_by_content_encoding_total",
-            "counter",
-            "Accepted deliveries by Content-Encoding (none: no header).",
-            [
-                (f'{{content_encoding="{_label(k)}"}}', n)
-                for k, n in sorted(self.counters.encodings.items())
-            ],
-        )
-        metric(
-            "edume_receiver_deliveries_deferred_total",
-            "counter",
-            "Verified deliveries answered 503 because the landing could not be written.",
-            [("", self.counters.deferred)],
-        )
-        if stats is not None:
-            for name, help_text, value in (
-                ("landed_lines_total", "Lines fsynced into segments.", stats.landed_lines),
-                ("landed_bytes_total", "Bytes fsynced into segments.", stats.landed_bytes),
-                ("fsync_batches_total", "Group commits (one fdatasync each).", stats.fsync_batches),
-                ("sealed_segments_total", "Segments sealed by rename.", stats.sealed_segments),
-                ("landing_write_errors_total", "Failed writes or fsyncs.", stats.write_errors),
-            ):
-                metric(f"edume_receiver_{name}", "counter", help_text, [("", value)])
-        metric(
-            "edume_receiver_landing_restarts_total",
-            "counter",
-            "Landing writer processes started again after one was lost.",
-            [("", self.counters.writer_restarts)],
-        )
-        healthy = 1 if self.writer is not None and self.writer.healthy else 0
-        metric(
-            "edume_receiver_landing_writable",
-            "gauge",
-            "1 when the last landing write succeeded.",
-            [("", healthy)],
-        )
-        metric(
-            "edume_receiver_up_seconds",
-            "gauge",
-            "Seconds since the process started.",
-            [("", round(time.monotonic() - self._started, 3))],
-        )
-        return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    """A Prometheus label value, escaped (the text format's rules)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
 
 def _media_type(content_type: str | None) -> str:
     """The media type without parameters, lower case; ``none`` when the header is absent."""
@@ -486,10 +411,9 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _respond_text(send: Send, status: int, text: str) -> None:
-    body = text.encode()
+async def _respond_text(send: Send, status: int, body: bytes) -> None:
     headers = [
-        (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+        (b"content-type", CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})

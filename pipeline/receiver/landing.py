@@ -44,6 +44,7 @@ import secrets
 import socket
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future
@@ -77,6 +78,11 @@ class LandingUnavailable(OSError):
     """The line could not be made durable (disk full, landing unwritable). Retry later."""
 
 
+# Upper bounds of the "lines made durable by one fdatasync" histogram (group commit's batch sizes).
+FSYNC_LINES_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_SCALAR_STATS = 5
+
+
 @dataclass
 class LandingStats:
     """Counters since the writer started; read from any thread (ints are updated atomically)."""
@@ -86,6 +92,28 @@ class LandingStats:
     fsync_batches: int = 0
     sealed_segments: int = 0
     write_errors: int = 0
+    # fsyncs by how many lines each made durable: [i] counts those with at most
+    # FSYNC_LINES_BUCKETS[i] lines (and more than the bound before); the last, more than them all.
+    fsyncs_by_lines: list[int] = field(default_factory=lambda: [0] * (len(FSYNC_LINES_BUCKETS) + 1))
+
+    def as_record(self) -> tuple[int, ...]:
+        """Every counter, flat (what the landing process sends its parent)."""
+        return (
+            self.landed_lines,
+            self.landed_bytes,
+            self.fsync_batches,
+            self.sealed_segments,
+            self.write_errors,
+            *self.fsyncs_by_lines,
+        )
+
+    @classmethod
+    def from_record(cls, values: tuple[int, ...]) -> LandingStats:
+        """Inverse of :meth:`as_record`."""
+        return cls(*values[:_SCALAR_STATS], fsyncs_by_lines=list(values[_SCALAR_STATS:]))
+
+
+RECORD_FIELDS = len(LandingStats().as_record())
 
 
 @dataclass
@@ -277,6 +305,14 @@ class LandingWriter:
             for name, value in increments.items():
                 setattr(self.stats, name, getattr(self.stats, name) + value)
 
+    def _count_fsync(self, lines: int, size: int) -> None:
+        with self._lock:
+            stats = self.stats
+            stats.landed_lines += lines
+            stats.landed_bytes += size
+            stats.fsync_batches += 1
+            stats.fsyncs_by_lines[bisect_left(FSYNC_LINES_BUCKETS, lines)] += 1
+
 
 def _resolve(round_: list[_Pending], error: BaseException | None) -> None:
     """Complete every future of a round."""
@@ -358,11 +394,7 @@ class _Lane:
                 continue
             segment.durable_size += len(data)
             segment.last_line_at = time.monotonic()
-            self.writer._count(
-                landed_lines=sum(item.lines for item in items),
-                landed_bytes=len(data),
-                fsync_batches=1,
-            )
+            self.writer._count_fsync(sum(item.lines for item in items), len(data))
             self.writer.healthy = True
             _resolve(items, None)
             if segment.durable_size >= self.writer.max_segment_bytes:

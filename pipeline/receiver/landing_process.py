@@ -33,10 +33,10 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import Future
-from dataclasses import astuple
 from pathlib import Path
 
 from pipeline.receiver.landing import (
+    RECORD_FIELDS,
     LandingStats,
     LandingUnavailable,
     LandingWriter,
@@ -46,7 +46,7 @@ from pipeline.receiver.landing import (
 from pipeline.receiver.landing_format import PARTITION_PREFIX
 
 _FRAME = struct.Struct("<QI10sI")
-_RECORD = struct.Struct("<QiB5Q")
+_RECORD = struct.Struct(f"<QiB{RECORD_FIELDS}Q")
 _STARTUP = 0  # frame id of the start-up record and of periodic statistics
 _PIPE_BYTES = 1024 * 1024  # room for a burst of frames before the parent has to buffer
 _STATS_INTERVAL_S = 1.0
@@ -119,6 +119,11 @@ class LandingProcess:
         os.set_blocking(to_child_w, False)
         os.set_blocking(from_child_r, False)
         return self
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (for its process metrics)."""
+        return self._process.pid
 
     def append_async(self, line: bytes) -> asyncio.Future[None]:
         """Queue one line (from ``format_line``); the future resolves once it is fsynced, or
@@ -225,7 +230,7 @@ class LandingProcess:
     def _apply(self, record: bytes | bytearray) -> tuple[int, ...]:
         frame_id, code, healthy, *counters = _RECORD.unpack(record)
         self.healthy = bool(healthy)
-        self.stats = LandingStats(*counters)
+        self.stats = LandingStats.from_record(tuple(counters))
         return (frame_id, code)
 
     def _lost(self, exc: OSError) -> None:
@@ -289,7 +294,7 @@ class _Child:
 
     def answer(self, frame_id: int, code: int) -> None:
         record = _RECORD.pack(
-            frame_id, code, 1 if self.writer.healthy else 0, *astuple(self.writer.stats)
+            frame_id, code, 1 if self.writer.healthy else 0, *self.writer.stats.as_record()
         )
         with self._lock:
             os.write(self.answers, record)  # < PIPE_BUF: never interleaved, never partial
@@ -323,7 +328,7 @@ class _Child:
     def report_stats(self, stop: threading.Event) -> None:
         last = None
         while not stop.wait(_STATS_INTERVAL_S):
-            now = (self.writer.healthy, astuple(self.writer.stats))
+            now = (self.writer.healthy, self.writer.stats.as_record())
             if now != last:
                 self.answer(_STARTUP, 0)
                 last = now
@@ -343,7 +348,8 @@ def _child_main(argv: list[str]) -> int:
             idle_seal_s=float(argv[7]) or None,
         )
     except OSError as exc:
-        os.write(answers, _RECORD.pack(_STARTUP, exc.errno or errno.EIO, 0, 0, 0, 0, 0, 0))
+        failed = _RECORD.pack(_STARTUP, exc.errno or errno.EIO, 0, *LandingStats().as_record())
+        os.write(answers, failed)
         return 1
     child = _Child(writer, answers)
     child.answer(_STARTUP, 0)

@@ -1,22 +1,23 @@
 """The receiver's ``/metrics`` (Prometheus text), read back for the report and the demo.
 
 The demo saves the receiver's ``/metrics`` text before stopping it; ``edume-pipeline report
---metrics`` takes that file or a live receiver's URL. Only the counters the report shows are
-kept: accepted, rejected by reason, deferred.
+--metrics`` takes that file or a live receiver's URL. The text is read with prometheus_client's
+own parser (the format's escaping, comments and types, exactly as Prometheus reads them). Only
+the counters the report shows are kept: accepted, rejected by reason, deferred.
 """
 
 from __future__ import annotations
 
-import re
+import errno
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
+
 PREFIX = "edume_receiver_"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,20 @@ class ReceiverMetrics:
 
 
 def parse(text: str, source: str) -> ReceiverMetrics:
-    """Read the counters from Prometheus text exposition; unknown lines are ignored."""
+    """Read the counters from Prometheus text exposition (other metrics are ignored). Raises
+    ``ValueError`` for text that is not the exposition format."""
     accepted = deferred = 0
     rejected: dict[str, int] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or not match["name"].startswith(PREFIX):
-            continue
-        name = match["name"].removeprefix(PREFIX)
-        value = int(float(match["value"]))
-        labels = dict(_LABEL.findall(match["labels"] or ""))
-        if name == "deliveries_accepted_total":
-            accepted = value
-        elif name == "deliveries_deferred_total":
-            deferred = value
-        elif name == "deliveries_rejected_total":
-            reason = labels.get("reason", "unspecified")
-            rejected[reason] = rejected.get(reason, 0) + value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            value = int(sample.value)
+            if sample.name == f"{PREFIX}deliveries_accepted_total":
+                accepted = value
+            elif sample.name == f"{PREFIX}deliveries_deferred_total":
+                deferred = value
+            elif sample.name == f"{PREFIX}deliveries_rejected_total":
+                reason = sample.labels.get("reason", "unspecified")
+                rejected[reason] = rejected.get(reason, 0) + value
     return ReceiverMetrics(source, accepted, deferred, rejected)
 
 
@@ -61,7 +59,14 @@ def fetch_text(url: str, timeout_s: float = 10.0) -> str:
 
 
 def load(location: str) -> ReceiverMetrics:
-    """From a saved file or a live ``http(s)://.../metrics`` URL; ``OSError`` if unreadable."""
+    """From a saved file or a live ``http(s)://.../metrics`` URL; ``OSError`` if unreadable or
+    not Prometheus text."""
     if location.startswith(("http://", "https://")):
-        return parse(fetch_text(location), location)
-    return parse(Path(location).read_text(encoding="utf-8"), location)
+        text = fetch_text(location)
+    else:
+        text = Path(location).read_text(encoding="utf-8")
+    try:
+        return parse(text, location)
+    except ValueError as exc:
+        message = f"{location} is not Prometheus text exposition: {exc}"
+        raise OSError(errno.EINVAL, message) from None

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from pipeline.receiver.landing_format import (
     OPEN_SUFFIX,
     PARTITION_PREFIX,
@@ -84,9 +86,16 @@ def landing_size(landing_dir: Path) -> int:
     return sum(p.stat().st_size for p in landing_dir.rglob("*") if p.is_file())
 
 
-def metric(url: str, name: str) -> float:
-    """A sample's value from GET /metrics (e.g. ``'x_total{reason="y"}'``); 0 if absent."""
-    for line in get(f"{url}/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+def metric(url: str, sample: str, *, default: float | None = None) -> float:
+    """A sample's value from GET /metrics, read with prometheus_client's parser; ``sample`` is
+    written as in the exposition (``'x_total{reason="y"}'``). A sample that is absent raises
+    ``KeyError``, unless the caller states a ``default`` (a labelled counter before its first
+    event)."""
+    [wanted] = [s for f in text_string_to_metric_families(f"{sample} 0\n") for s in f.samples]
+    for family in text_string_to_metric_families(get(f"{url}/metrics").body.decode()):
+        for found in family.samples:
+            if (found.name, found.labels) == (wanted.name, wanted.labels):
+                return found.value
+    if default is None:
+        raise KeyError(f"{sample} is not in {url}/metrics")
+    return default

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from receiver_kit import SECRET, event, landed, post, signed_headers
+from receiver_kit import SECRET, event, landed, metric, post, signed_headers
 
 from pipeline.receiver.landing_format import SEALED_GLOB
 from pipeline.receiver.process import ReceiverProcess
@@ -42,6 +42,7 @@ def test_the_idle_seal_is_read_from_the_environment(tmp_path: Path) -> None:
     env = {**os.environ, "EDUME_SEGMENT_IDLE_SEAL_S": "0.3"}
     args = ["--segment-max-age", "3600"]
     with ReceiverProcess(tmp_path / "landing", secrets=[SECRET], env=env, args=args) as receiver:
+        assert metric(receiver.url, "edume_receiver_segment_idle_seal_seconds") == 0.3
         body = event(3)
         assert post(receiver.webhook_url, body, signed_headers(body)).status == 204
         assert _sealed_bodies(receiver.landing_dir, 1) == [body]
