@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("pipeline.cli.simulate", "send or land synthetic, signed eduMe traffic"),
     "demo": ("pipeline.cli.demo", "try it: synthetic traffic through the whole pipeline"),
     "report": ("pipeline.cli.report", "write the HTML report from the exports"),
+    "contract-report": (
+        "pipeline.cli.contract_report",
+        "where landed payloads differ from the per-event-type contracts",
+    ),
 }
 
 # The top-level help, for users: plain text (it is printed as is), the commands one line each.
