@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.synthetic import event_body, landed_lines, write_segment
 from pipeline.loader.landing_watch import Cursor, new_segments
-from pipeline.loader.synthetic import event_body, landed_lines, write_segment
 from pipeline.receiver.landing_format import OPEN_SUFFIX
 
 OLD_DAY = datetime(2026, 1, 5, tzinfo=UTC)

@@ -1,0 +1,171 @@
+"""``edume-pipeline up`` (``make up``): the whole local deployment in one command.
+
+Starts, each in its own process group:
+
+- the receiver (``serve``) on ``EDUME_HOST``:``EDUME_PORT`` (default 127.0.0.1:8000);
+- Dagster's UI and daemon (``dagster dev -w workspace.yaml``) on ``EDUME_UI_HOST``:``EDUME_UI_PORT``
+  (default 127.0.0.1:3000: the UI has no authentication, so loopback unless told otherwise),
+  with ``DAGSTER_HOME`` defaulting to the project's ``dagster_home/`` (its ``dagster.yaml``);
+- the live worker (``live``), which keeps ``marts.*`` and the exports fresh in seconds.
+
+It prints where each part listens. SIGINT (Ctrl-C) or SIGTERM stops every part: SIGTERM to each
+part's leader (the receiver seals its open segments, the worker finishes its batch, ``dagster
+dev`` stops its webserver, daemon and code server), then, after a grace period, SIGKILL to
+whatever is left in each part's process group, so nothing is orphaned. If one part exits on its
+own, the others are stopped too and the exit code is 1.
+
+Every part reads the same ``EDUME_*`` variables (secrets, landing, warehouse, exports, engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from pipeline.settings import REPO_ROOT, SettingsError, load_settings
+
+GRACE_S = 90.0  # the worker may be mid-batch: a micro-batch's dbt build takes seconds, not minutes
+EXIT_PART_DIED = 1
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    where: str
+    process: subprocess.Popen[bytes] | None = None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-dagster",
+        action="store_true",
+        help="leave out Dagster's UI and daemon (receiver and live worker only)",
+    )
+    parser.add_argument(
+        "--dbt-target-path",
+        type=Path,
+        default=None,
+        help="the live worker's dbt target path (default: dbt_project/target)",
+    )
+    parser.add_argument(
+        "--stats-file",
+        type=Path,
+        default=None,
+        help="the live worker appends one JSON line per run here",
+    )
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"{name} must be a TCP port number, got {raw!r}")
+    return int(raw)
+
+
+def parts(args: argparse.Namespace) -> list[Part]:
+    """What ``up`` starts, in start order (the worker last: it waits for nothing)."""
+    settings = load_settings()  # fail early, with the variable's name, on a malformed setting
+    host = os.environ.get("EDUME_HOST", "").strip() or "127.0.0.1"
+    port = _port("EDUME_PORT", 8000)
+    ui_host = os.environ.get("EDUME_UI_HOST", "").strip() or "127.0.0.1"
+    ui_port = _port("EDUME_UI_PORT", 3000)
+    cli = [sys.executable, "-m", "pipeline.cli"]
+    live = [*cli, "live"]
+    if args.dbt_target_path is not None:
+        live += ["--dbt-target-path", str(args.dbt_target_path)]
+    if args.stats_file is not None:
+        live += ["--stats-file", str(args.stats_file)]
+    found = [
+        Part(
+            "receiver",
+            [*cli, "serve", "--host", host, "--port", str(port)],
+            f"http://{host}:{port}/webhooks/edume (health /healthz, metrics /metrics)",
+        ),
+    ]
+    if not args.no_dagster:
+        # `dagster dev` rather than `dg dev`: workspace.yaml is the project's fixed entry point;
+        # switch here if the project's README names `dg dev` as the way in.
+        dagster = Path(sys.executable).with_name("dagster")
+        found.append(
+            Part(
+                "dagster",
+                [str(dagster), "dev", "-w", "workspace.yaml", "-h", ui_host, "-p", str(ui_port)],
+                f"http://{ui_host}:{ui_port} (UI; the daemon runs beside it)",
+            )
+        )
+    found.append(
+        Part(
+            "live",
+            live,
+            f"{settings.landing_dir.resolve()} -> {settings.warehouse.resolve()} -> "
+            f"{settings.export_dir.resolve()}/query.duckdb",
+        )
+    )
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    started = parts(args)
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    stopping: list[int] = []
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for part in started:
+            part.process = subprocess.Popen(
+                part.argv, cwd=REPO_ROOT, env=env, start_new_session=True
+            )
+            print(f"up: {part.name:<8} pid {part.process.pid:<7} {part.where}", flush=True)
+        print(f"up: DAGSTER_HOME={env['DAGSTER_HOME']}; Ctrl-C stops every part", flush=True)
+        died = _wait(started, stopping)
+    finally:
+        _stop(started)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if died is not None:
+        print(f"up: {died.name} exited ({died.process.returncode}); stopped the rest", flush=True)
+        return EXIT_PART_DIED
+    print("up: stopped", flush=True)
+    return 0
+
+
+def _wait(started: list[Part], stopping: list[int]) -> Part | None:
+    """Until a stop is requested (None) or a part exits on its own (that part)."""
+    while not stopping:
+        for part in started:
+            if part.process is not None and part.process.poll() is not None:
+                return part
+        time.sleep(0.5)
+    return None
+
+
+def _stop(started: list[Part]) -> None:
+    running = [p for p in started if p.process is not None]
+    for part in reversed(running):  # the worker first: it finishes its batch meanwhile
+        if part.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                part.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    for part in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            part.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        # The leader is gone (or late): nothing of its group may outlive `up`.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(part.process.pid, signal.SIGKILL)
+        part.process.wait()

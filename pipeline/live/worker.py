@@ -1,0 +1,474 @@
+"""The live worker: a warm process that runs one Dagster micro-batch per newly sealed landing.
+
+Why a worker: a run launched by the daemon spends ~25 s before ``RUN_START`` and ~20 s per step
+subprocess importing Dagster (issue #11). This process imports Dagster, prepares the dbt project
+and builds the Definitions ONCE, then runs each micro-batch as a real, in-process Dagster run of
+the pipeline job (``execute_in_process`` against ``DAGSTER_HOME``'s instance, else an ephemeral
+one), so a batch reports what any run reports: materializations with metadata, check results and
+logs, visible in the UI.
+
+The loop (:meth:`LiveWorker.run_forever`):
+
+- every ``poll_s`` (default 1 s) it asks :func:`pipeline.loader.landing_watch.new_segments` which
+  segments were sealed since the last look (one ``stat`` per partition; only changed partitions
+  are listed);
+- when there are some, ONE batch runs, and it loads everything sealed before its load starts.
+  Segments sealed meanwhile wait on disk; the next look finds them. So at most one batch is ever
+  pending, and a batch never waits behind another;
+- a batch whose segments the manifest (``raw.edume_loaded_segments``) already lists is skipped
+  without a run: no run starts with nothing new. The check and the run hold the warehouse lock
+  together, so ``materialize`` by hand waits instead of slipping in between;
+- idle for ``refresh_s`` (default 1 h) since the last successful run, it rebuilds only the dbt
+  models tagged ``as_of`` (days inactive, stalled, overdue; everything if no model has the tag)
+  and the export, so the time-dependent columns never lag by more than that;
+- a failed run is retried without new data after a back-off (30 s doubling, at most
+  ``refresh_s``): the failure may have been after the load, and the marts must catch up;
+- retention (:func:`apply_retention`) runs at start and hourly.
+
+Stopping: the first SIGTERM/SIGINT lets the current batch finish, then the worker exits; a second
+one abandons it. Abandoning (or SIGKILL) is safe: the loader commits each batch of segments with
+its manifest rows in one transaction, and dbt and the export are idempotent, so the next batch
+redoes whatever was lost.
+
+The whole lifetime holds the presence lock (:mod:`pipeline.live.presence`): Dagster's landing
+sensor and hourly schedule skip while it is held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtProject
+
+from pipeline.definitions import build_definitions
+from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
+from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
+from pipeline.live.presence import hold_live_presence
+from pipeline.loader.landing_watch import Cursor, new_segments
+from pipeline.receiver.landing_format import PARTITION_PREFIX
+from pipeline.settings import Settings
+from pipeline.warehouse_lock import warehouse_lock
+
+MODE_TAG = "edume/mode"
+KIND_TAG = "edume/live"
+RETENTION_EVERY_S = 3600.0
+FIRST_RETRY_S = 30.0
+_STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """The worker's knobs; :meth:`from_settings` reads them from the ``EDUME_LIVE_*`` variables."""
+
+    poll_s: float = 1.0
+    refresh_s: float = 3600.0
+    run_retention_days: float = 7.0  # 0 keeps every run
+    segment_retention_days: float = 30.0  # 0 keeps every landing segment
+    stats_path: Path | None = None  # one JSON line per run, for benches and tests
+
+    @classmethod
+    def from_settings(cls, settings: Settings, stats_path: Path | None = None) -> LiveOptions:
+        return cls(
+            poll_s=settings.live_poll_s,
+            refresh_s=settings.live_refresh_s,
+            run_retention_days=settings.run_retention_days,
+            segment_retention_days=settings.segment_retention_days,
+            stats_path=stats_path,
+        )
+
+
+@dataclass
+class BatchReport:
+    """What one run of the worker did and where its wall time went (seconds)."""
+
+    kind: str  # "segments" or "as_of_refresh" or "retry"
+    run_id: str
+    success: bool
+    segments_seen: int
+    started_at: float  # unix time the worker decided to run
+    wall_s: float  # from that decision to the run's end
+    check_s: float = 0.0  # the manifest look that decides whether anything is new
+    startup_s: float = 0.0  # from the decision to the first step's start (Dagster's overhead)
+    load_s: float = 0.0
+    dbt_s: float = 0.0
+    export_s: float = 0.0
+    checks_s: float = 0.0  # the asset checks outside dbt's build
+    other_s: float = 0.0  # the rest: between steps, after the last one, storing events
+    segments_loaded: int = 0
+    rows_loaded: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (
+            f"live: {self.kind} run {self.run_id[:8]} {'ok' if self.success else 'FAILED'}: "
+            f"{self.segments_loaded} segment(s), {self.rows_loaded} row(s) in {self.wall_s:.1f} s "
+            f"(manifest check {self.check_s:.2f}, start-up {self.startup_s:.2f}, load "
+            f"{self.load_s:.2f}, dbt {self.dbt_s:.2f}, export {self.export_s:.2f}, checks "
+            f"{self.checks_s:.2f}, other {self.other_s:.2f})"
+        )
+
+
+class LiveWorker:
+    """One warm Definitions object, and the batches run over it. Single-threaded by design."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        options: LiveOptions,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.landing = settings.landing_dir.resolve()
+        self.warehouse = settings.warehouse.resolve()
+        self.job = defs.resolve_job_def(PIPELINE_JOB)
+        self.refresh_job = defs.resolve_job_def(AS_OF_REFRESH_JOB)
+        self.instance = instance
+        self.options = options
+        self.log = log
+        self.cursor = Cursor()
+        self.stop = threading.Event()
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def unloaded(self, segments: Iterable[str]) -> list[str]:
+        """Those of ``segments`` that the manifest does not list (all, before the first load).
+
+        The caller holds the warehouse lock, so no other writer has the file open.
+        """
+        names = sorted(set(segments))
+        if not names or not self.warehouse.exists():
+            return names
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            present = con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = 'raw' and table_name = 'edume_loaded_segments'"
+            ).fetchone()
+            if not present or not present[0]:
+                return names
+            loaded = {
+                row[0]
+                for row in con.execute(
+                    "select segment from raw.edume_loaded_segments "
+                    "where segment in (select unnest($names))",
+                    {"names": names},
+                ).fetchall()
+            }
+        return [name for name in names if name not in loaded]
+
+    def run_batch(self, segments: Sequence[str]) -> BatchReport | None:
+        """Run the pipeline job once if any of ``segments`` is not loaded yet; else return None.
+
+        The job's loader loads EVERY sealed, unloaded segment (not only ``segments``): a batch
+        covers everything sealed before its load starts.
+        """
+        decided = time.time()
+        with warehouse_lock(self.warehouse, on_wait=self.log):
+            fresh = self.unloaded(segments)
+            checked = time.time()
+            if not fresh:
+                return None
+            tags = {
+                MODE_TAG: "live",
+                KIND_TAG: "segments",
+                "edume/segments": str(len(fresh)),
+                "edume/first": fresh[0],
+            }
+            report = self._execute(self.job, "segments", tags, decided, len(fresh))
+        report.check_s = checked - decided
+        return report
+
+    def refresh(self, kind: str = "as_of_refresh") -> BatchReport:
+        """Rebuild the time-dependent models and the export (``kind`` "retry": the whole job)."""
+        decided = time.time()
+        job = self.refresh_job if kind == "as_of_refresh" else self.job
+        with warehouse_lock(self.warehouse, on_wait=self.log):
+            return self._execute(job, kind, {MODE_TAG: "live", KIND_TAG: kind}, decided, 0)
+
+    def _execute(
+        self, job: dg.JobDefinition, kind: str, tags: dict[str, str], decided: float, seen: int
+    ) -> BatchReport:
+        result = job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False)
+        report = BatchReport(kind, result.run_id, result.success, seen, decided, 0.0)
+        _fill_timings(report, self.instance, result.run_id, decided)
+        for event in result.all_events:
+            if event.is_step_materialization:
+                metadata = event.step_materialization_data.materialization.metadata
+                for name in ("segments_loaded", "rows_loaded"):
+                    if name in metadata:
+                        setattr(report, name, int(metadata[name].value))
+        self._record(report)
+        return report
+
+    def _record(self, report: BatchReport) -> None:
+        self.log(report.line())
+        if self.options.stats_path is not None:
+            with open(self.options.stats_path, "a") as stats:
+                stats.write(json.dumps(asdict(report)) + "\n")
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def poll(self) -> list[str]:
+        """Names of segments sealed since the previous poll (all sealed ones the first time)."""
+        found, self.cursor = new_segments(self.landing, self.cursor)
+        return found
+
+    def run_forever(self) -> None:
+        """Poll, batch, refresh and prune until :attr:`stop` is set (see the module docstring)."""
+        last_success = time.monotonic()
+        next_retention = 0.0
+        retry_at: float | None = None
+        backoff = FIRST_RETRY_S
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_retention:
+                apply_retention(self.instance, self.landing, self.warehouse, self.options, self.log)
+                next_retention = now + RETENTION_EVERY_S
+            found = self.poll()
+            report: BatchReport | None = None
+            if found:
+                report = self._off_main_thread(functools.partial(self.run_batch, found))
+            elif retry_at is not None and now >= retry_at:
+                report = self._off_main_thread(functools.partial(self.refresh, "retry"))
+            elif retry_at is None and now - last_success >= self.options.refresh_s:
+                report = self._off_main_thread(self.refresh)
+            if report is not None:
+                if report.success:
+                    last_success, retry_at, backoff = time.monotonic(), None, FIRST_RETRY_S
+                else:
+                    retry_at = time.monotonic() + backoff
+                    backoff = min(backoff * 2, self.options.refresh_s)
+                continue  # look again at once: segments sealed during the batch are waiting
+            self.stop.wait(self.options.poll_s)
+
+    def _off_main_thread(self, batch: Callable[[], BatchReport | None]) -> BatchReport | None:
+        """Run ``batch`` in a thread and wait for it.
+
+        Dagster replaces the SIGINT/SIGTERM handlers of the MAIN thread while a run executes
+        there, turning a signal into an interrupted run; off the main thread it leaves them alone,
+        so our handler decides: the first signal lets the batch finish, a second abandons it.
+        """
+        outcome: list[BatchReport | None] = []
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                outcome.append(batch())
+            except BaseException as exc:  # re-raised below, in the main thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name="live-batch", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)  # signal handlers run in between
+        if errors:
+            raise errors[0]
+        return outcome[0]
+
+    @contextmanager
+    def signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT: stop after the current batch; a second one raises KeyboardInterrupt
+        in the main thread, which abandons the batch."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self.stop.set()
+            self.log(f"live: {signal.Signals(signum).name}: stopping after the current batch")
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one (an abandoned batch's ``dbt`` subprocess)."""
+    me = str(os.getpid())
+    children: dict[str, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        ppid = text[text.rindex(")") + 2 :].split()[1]
+        children.setdefault(ppid, []).append(stat.parent.name)
+    stack = list(children.get(me, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _fill_timings(
+    report: BatchReport, instance: dg.DagsterInstance, run_id: str, t0: float
+) -> None:
+    """Step durations from the run's event log; start-up is the decision to the first step."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    run_end = t0
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        run_end = max(run_end, entry.timestamp)
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type in _STEP_ENDS:
+            ends[event.step_key] = entry.timestamp
+    report.wall_s = max(run_end, time.time()) - t0
+    report.steps = {key: ends.get(key, run_end) - start for key, start in starts.items()}
+    report.startup_s = (min(starts.values()) if starts else run_end) - t0
+    for key, seconds in report.steps.items():
+        if "dbt" in key:
+            report.dbt_s += seconds
+        elif key.startswith("exports"):
+            report.export_s += seconds
+        elif key.startswith("raw") and "check" not in key and key.count("__") <= 1:
+            report.load_s += seconds
+        else:
+            report.checks_s += seconds
+    report.other_s = max(0.0, report.wall_s - report.startup_s - sum(report.steps.values()))
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+
+def apply_retention(
+    instance: dg.DagsterInstance,
+    landing: Path,
+    warehouse: Path,
+    options: LiveOptions,
+    log: Callable[[str], None] = print,
+) -> tuple[int, int]:
+    """Delete the worker's old runs and old loaded segments; return how many of each.
+
+    - Runs tagged ``edume/mode=live`` created more than ``run_retention_days`` ago are deleted
+      with ``instance.delete_run`` (their event logs go with them). Other runs are kept.
+    - A landing segment is removed only when the manifest lists it as loaded more than
+      ``segment_retention_days`` ago; then its partition directory too, once empty. Unloaded
+      segments, ``_rejects/``, and every row of the warehouse (raw events, the manifest itself,
+      rejected lines) are kept.
+    """
+    runs = segments = 0
+    now = datetime.now(UTC)
+    if options.run_retention_days > 0:
+        cutoff = now - timedelta(days=options.run_retention_days)
+        while True:
+            records = instance.get_run_records(
+                filters=dg.RunsFilter(tags={MODE_TAG: "live"}, created_before=cutoff), limit=500
+            )
+            finished = [r for r in records if r.dagster_run.is_finished]
+            for record in finished:
+                instance.delete_run(record.dagster_run.run_id)
+            runs += len(finished)
+            if len(finished) < 500:
+                break
+    if options.segment_retention_days > 0 and warehouse.exists():
+        cutoff_naive = (now - timedelta(days=options.segment_retention_days)).replace(tzinfo=None)
+        segments = _prune_segments(landing, warehouse, cutoff_naive)
+    if runs or segments:
+        log(f"live: retention removed {runs} run(s) and {segments} loaded landing segment(s)")
+    return runs, segments
+
+
+def _prune_segments(landing: Path, warehouse: Path, cutoff: datetime) -> int:
+    with warehouse_lock(warehouse), duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            names = [
+                row[0]
+                for row in con.execute(
+                    "select segment from raw.edume_loaded_segments where loaded_at < $cutoff",
+                    {"cutoff": cutoff},
+                ).fetchall()
+            ]
+        except duckdb.CatalogException:  # nothing loaded yet
+            return 0
+    removed = 0
+    partitions: set[Path] = set()
+    for name in names:
+        path = landing / name
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+        partitions.add(path.parent)
+    oldest_kept_day = cutoff.date().isoformat()
+    for partition in partitions:
+        # Only a day older than the cutoff: the receiver never writes into it again, so removing
+        # the empty directory cannot race a new segment being opened there.
+        day = partition.name.removeprefix(PARTITION_PREFIX)
+        if day < oldest_kept_day and not any(partition.iterdir()):
+            partition.rmdir()
+    return removed
+
+
+# -- building one ------------------------------------------------------------------------------
+
+
+def open_instance() -> dg.DagsterInstance:
+    """``DAGSTER_HOME``'s instance (runs show in the UI), else an ephemeral one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def build_worker(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    options: LiveOptions,
+    project: DbtProject | None = None,
+    log: Callable[[str], None] = print,
+) -> LiveWorker:
+    """Prepare the dbt project (``dbt parse``) and build the Definitions, once."""
+    project = project or edume_dbt_project()
+    prepare_dbt_project(project)
+    return LiveWorker(settings, build_definitions(project, settings), instance, options, log)
+
+
+def serve(
+    settings: Settings,
+    options: LiveOptions,
+    project: DbtProject | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Run the worker until SIGTERM/SIGINT; the exit code (0: stopped cleanly)."""
+    with hold_live_presence(settings.warehouse):
+        started = time.monotonic()
+        with open_instance() as instance:
+            worker = build_worker(settings, instance, options, project, log)
+            log(
+                f"live: watching {worker.landing} every {options.poll_s:g} s -> {worker.warehouse}"
+                f" (warm in {time.monotonic() - started:.1f} s; as_of refresh every "
+                f"{options.refresh_s:g} s when idle)"
+            )
+            sys.stdout.flush()
+            with worker.signals():
+                try:
+                    worker.run_forever()
+                except KeyboardInterrupt:
+                    kill_descendants()
+                    log("live: batch abandoned; the next start redoes it")
+                    return 130
+    log("live: stopped")
+    return 0
