@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipeline.cli.contract_report",
         "where landed payloads differ from the per-event-type contracts",
     ),
+    "live": ("pipeline.cli.live", "keep the marts fresh: a warm worker, one batch per landing"),
+    "up": ("pipeline.cli.up", "receiver, Dagster UI and daemon, and the live worker together"),
 }
 
 # The top-level help, for users: plain text (it is printed as is), the commands one line each.
