@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from system_tools import require
 from websockets.sync.client import ClientConnection, connect
 
-CHROMIUM = "/usr/bin/chromium"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 FLAGS = (
     "--headless",
@@ -44,12 +44,16 @@ class PageLog:
 
 
 class Chromium:
-    """A headless Chromium with one page. Use as a context manager; it is killed on exit."""
+    """A headless Chromium with one page. Use as a context manager; it is killed on exit.
+
+    The browser is ``chromium`` on ``PATH`` (Debian's package); without it the test fails with
+    the command that installs it.
+    """
 
     def __init__(self, profile_dir: Path, timeout_s: float = 30.0) -> None:
         self.timeout_s = timeout_s
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
+            [require("chromium"), *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
