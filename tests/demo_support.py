@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ class DemoRun:
     stdout: str
     stderr: str
     workspace: Path
-    seconds: float
 
     @property
     def warehouse(self) -> Path:
@@ -37,17 +35,10 @@ class DemoRun:
 def run_demo(workspace: Path, *extra: str, env: dict[str, str] | None = None) -> DemoRun:
     """``python -m pipeline.cli demo --workspace <workspace> ...`` from the repo root."""
     command = [sys.executable, "-m", "pipeline.cli", "demo", "--workspace", str(workspace), *extra]
-    started = time.monotonic()
     completed = subprocess.run(
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, env=env
     )
-    return DemoRun(
-        completed.returncode,
-        completed.stdout,
-        completed.stderr,
-        workspace,
-        time.monotonic() - started,
-    )
+    return DemoRun(completed.returncode, completed.stdout, completed.stderr, workspace)
 
 
 @functools.cache
