@@ -19,6 +19,7 @@ from pipeline.defs.checks import (
     raw_events_are_fresh,
     rejected_lines_are_rare,
 )
+from pipeline.defs.contract_checks import build_contract_checks
 from pipeline.defs.jobs import build_pipeline_job
 from pipeline.defs.resources import build_resources, edume_dbt_project, ensure_dbt_on_path
 from pipeline.defs.schedules import build_hourly_schedule
@@ -35,6 +36,7 @@ def build_definitions(
     project.prepare_if_dev()
     dbt_models = build_dbt_assets(project)
     checks = [raw_events_are_fresh, rejected_lines_are_rare]
+    checks += build_contract_checks(project.manifest_path)
     with contextlib.suppress(KeyError):  # no such staging model (yet): nothing to count
         unknown_events = get_asset_key_for_model([dbt_models], UNKNOWN_EVENTS_MODEL)
         checks.append(build_unknown_event_types_check(unknown_events))

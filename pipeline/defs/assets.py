@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
 
+from pipeline.contracts.check import check_new_deliveries
 from pipeline.defs.resources import EdumePaths
 from pipeline.export import export_marts
 from pipeline.loader.handoff import hand_off
@@ -43,12 +44,17 @@ def raw_edume_events(context: dg.AssetExecutionContext, paths: EdumePaths) -> dg
             description=str(exc),
             metadata={"changed_segments": ", ".join(exc.changed), **_load_metadata(exc.result)},
         ) from exc
+    # The new rows' payloads against their contracts (the payload contract checks read it).
+    contract = check_new_deliveries(paths.warehouse_path)
     hand_off(paths.engine, paths.warehouse_path)
     context.log.info(
         f"loaded {result.rows_loaded} rows from {result.segments_loaded} new segment(s), "
-        f"rejected {result.rows_rejected} line(s)"
+        f"rejected {result.rows_rejected} line(s); "
+        f"{contract.deviating_rows} deviate from their payload contract"
     )
-    return dg.MaterializeResult(metadata=_load_metadata(result))
+    return dg.MaterializeResult(
+        metadata={**_load_metadata(result), "contract_deviating_rows": contract.deviating_rows}
+    )
 
 
 def _load_metadata(result: Any) -> dict[str, int]:
