@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.wrk import WrkResult, run_wrk, signed_pool, write_script  # noqa: E402
 from pipeline.receiver.landing_format import SEALED_GLOB  # noqa: E402
 from pipeline.receiver.process import ReceiverProcess, free_port  # noqa: E402
-from pipeline.receiver.wrk import WrkResult, run_wrk, signed_pool, write_script  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
 

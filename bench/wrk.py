@@ -1,4 +1,4 @@
-"""Drive ``wrk`` against a receiver with realistic, correctly signed deliveries.
+"""Drive ``wrk`` against a receiver with realistic, correctly signed deliveries (bench tooling).
 
 Used by ``bench/receiver.py`` (throughput, latency, soak) and by the short soak test. wrk's Lua has
 no HMAC, so a pool of distinct bodies is signed here and embedded in the script; each connection

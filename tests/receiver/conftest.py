@@ -34,6 +34,14 @@ def bearer_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiv
         yield receiver
 
 
+@pytest.fixture(scope="module")
+def token_only_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceiverProcess]:
+    """A receiver configured with bearer tokens alone (no signature secret)."""
+    root = tmp_path_factory.mktemp("token-only-receiver")
+    with ReceiverProcess(root / "landing", tokens=[TOKEN], log_path=root / "receiver.log") as r:
+        yield r
+
+
 @pytest.fixture
 def landing(tmp_path: Path) -> Path:
     return tmp_path / "landing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -130,8 +131,10 @@ def test_rejections_are_counted_by_reason_in_metrics(hmac_receiver) -> None:
     assert metric(hmac_receiver.url, name) == before + 1
 
 
-def test_healthz_answers_200(hmac_receiver) -> None:
-    assert get(f"{hmac_receiver.url}/healthz").status == 200
+def test_healthz_answers_200_with_a_writable_landing(hmac_receiver) -> None:
+    reply = get(f"{hmac_receiver.url}/healthz")
+    assert reply.status == 200
+    assert json.loads(reply.body) == {"status": "ok", "landing_writable": True}
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}"])
@@ -158,6 +161,27 @@ def test_signature_and_token_together_are_accepted(bearer_receiver) -> None:
     assert post(bearer_receiver.webhook_url, body, headers).status == 204
     [line] = [d for d in landed(bearer_receiver.landing_dir) if d.body == body]
     assert (line.auth.mode, line.auth.token_index) == ("hmac+bearer", 0)
+
+
+def test_token_only_receiver_accepts_the_right_token(token_only_receiver) -> None:
+    body = event(12)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    assert post(token_only_receiver.webhook_url, body, headers).status == 204
+    [line] = [d for d in landed(token_only_receiver.landing_dir) if d.body == body]
+    assert (line.auth.mode, line.auth.token_index) == ("bearer", 0)
+    assert (line.auth.signature_form, line.auth.secret_index) == (None, None)
+
+
+def test_token_only_receiver_refuses_a_wrong_token_with_401(token_only_receiver) -> None:
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}x"}
+    assert _rejected(token_only_receiver, event(13), headers) == 401
+
+
+def test_token_only_receiver_refuses_a_signature_only_delivery_with_401(
+    token_only_receiver,
+) -> None:
+    body = event(14)
+    assert _rejected(token_only_receiver, body, signed_headers(body)) == 401
 
 
 def test_both_rotation_secrets_are_accepted_at_once(tmp_path) -> None:

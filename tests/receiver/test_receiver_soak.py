@@ -4,16 +4,15 @@ stay flat and every 204 is in the landing. (The long soak is `bench/receiver.py 
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import threading
 from pathlib import Path
 
-import pytest
 from receiver_kit import SECRET, landed, metric
+from system_tools import require
 
+from bench.wrk import run_wrk, signed_pool, write_script
 from pipeline.receiver.process import ReceiverProcess
-from pipeline.receiver.wrk import run_wrk, signed_pool, write_script
 
 SECONDS, CONNECTIONS, RATE = 15, 16, 400
 
@@ -24,10 +23,10 @@ def _rss_kib_and_fds(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_fixed_rate_soak_keeps_memory_and_descriptors_flat_and_lands_every_204(
     tmp_path: Path,
 ) -> None:
+    require("wrk")
     script = write_script(
         tmp_path / "soak.lua", signed_pool(SECRET.encode(), 500), delay_ms=CONNECTIONS * 1000 / RATE
     )
@@ -52,7 +51,9 @@ def test_fixed_rate_soak_keeps_memory_and_descriptors_flat_and_lands_every_204(
         accepted = metric(receiver.url, "edume_receiver_deliveries_accepted_total")
         assert receiver.stop() == 0
 
-    assert result.per_second > RATE * 0.5, "the offered rate was not sustained"
+    # No rate is asserted (a loaded machine may not sustain the offered one; speed lives in
+    # bench/receiver.py): the properties below hold for whatever number of requests went through.
+    assert result.count(204) > 0
     assert set(result.statuses) == {204}
     lines = len(landed(landing, include_open=False))
     # wrk stops counting at the deadline; requests still in flight may land without a seen 204.
