@@ -5,11 +5,16 @@ RSS is per phase, in the same run and on the same (page-cached) files:
 
 1. baseline: ``create table t as select * from read_json(<segments>)`` in a fresh DuckDB file;
 2. loader: ``load_landing`` into a fresh warehouse (validation, SHA-256 checks, manifest, rejects);
-3. +1%: a further 1% of events in new segments, loaded into the now full table.
+3. +1%: a further 1% of events in new segments, loaded into the now full table;
+4. the payload contract check (``check_new_deliveries``, run after every load) against the load
+   it follows, in the same process: on bodies that match their contract (the usual case, the
+   one the 10 % budget is about), and once on the synthetic bodies of 1-3, every one of which
+   deviates (each is recorded: the worst case).
 
 1 and 2 alternate ``--repeat`` times and the best of each counts, so that a burst of load from
-other processes on a shared machine does not decide the ratio. Prints events/s for 1 and 2, their
-ratio (target >= 0.8), peak RSS of each, and the +1% time.
+other processes on a shared machine does not decide the ratio; so do the clean runs of 4, whose
+figure is the median of its per-run ratios check / load. Prints events/s for 1 and 2, their
+ratio (target >= 0.8), peak RSS of each, the +1% time and the contract check's overhead.
 Usage: ``.venv/bin/python bench/loader.py [--events 1000000] [--per-segment 10000] [--repeat 3]``.
 """
 
@@ -19,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,14 +50,61 @@ def _phase(args: argparse.Namespace) -> None:
         rows = con.execute("select count(*) from t").fetchone()[0]
         con.close()
     else:
+        from pipeline.contracts.check import check_new_deliveries
         from pipeline.loader.ndjson import load_landing
 
         if args.fresh:
             (work / "warehouse.duckdb").unlink(missing_ok=True)
         rows = load_landing(landing, work / "warehouse.duckdb").rows_loaded
+        if args.phase == "contract":
+            loaded = time.perf_counter()
+            deviating = check_new_deliveries(work / "warehouse.duckdb").deviating_rows
+            print(
+                json.dumps(
+                    {
+                        "rows": rows,
+                        "load_seconds": loaded - started,
+                        "check_seconds": time.perf_counter() - loaded,
+                        "deviating_rows": deviating,
+                    }
+                )
+            )
+            return
     elapsed = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"rows": rows, "seconds": elapsed, "peak_rss_mib": peak_kib / 1024}))
+
+
+def contract_body(index: int) -> bytes:
+    """A learner.activity.finished body that matches its contract, distinct per ``index``."""
+    return json.dumps(
+        {
+            "type": "learner.activity.finished",
+            "payload": {
+                "group": {"groupId": 1297},
+                "user": {
+                    "userId": 1000 + index % 5000,
+                    "externalUserId": f"emp-{index % 5000:05d}",
+                    "firstName": "Ada",
+                    "lastName": "Okafor",
+                },
+                "course": {"courseId": 14148 + index % 40, "courseKey": "k", "title": "Reboarding"},
+                "module": {"moduleId": 15010 + index % 7},
+                "activity": {"type": "assessment", "activityId": 8558 + index % 30},
+                "result": {"score": index % 101, "passed": index % 101 >= 70},
+            },
+            "timestamp": f"2026-11-01T{index // 3600000 % 24:02d}:{index // 60000 % 60:02d}:"
+            f"{index // 1000 % 60:02d}.{index % 1000:03d}Z",
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _contract_overhead(landing: Path, work: Path, repeat: int) -> dict[str, float]:
+    """Median of ``repeat`` runs of check / load on ``landing``, and the last run's figures."""
+    runs = [_run_phase("contract", landing, work) for _ in range(repeat)]
+    ratios = [r["check_seconds"] / r["load_seconds"] for r in runs]
+    return {**runs[-1], "ratio": statistics.median(ratios), "ratios": ratios}
 
 
 def _run_phase(phase: str, landing: Path, work: Path, *, fresh: bool = True) -> dict[str, float]:
@@ -78,7 +131,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--per-segment", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--phase", choices=["baseline", "loader"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--phase", choices=["baseline", "loader", "contract"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--landing", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -88,7 +143,7 @@ def main() -> int:
         _phase(args)
         return 0
 
-    from bench.synthetic import write_backlog
+    from bench.synthetic import landed_lines, write_backlog, write_segment
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         landing, work = Path(tmp) / "landing", Path(tmp)
@@ -116,6 +171,14 @@ def main() -> int:
         )
         _warm(landing)
         more = _run_phase("loader", landing, work, fresh=False)
+        deviating = _run_phase("contract", landing, work)
+        clean_landing = Path(tmp) / "clean"
+        for start in range(0, args.events, args.per_segment):
+            stop = min(start + args.per_segment, args.events)
+            bodies = (contract_body(i) for i in range(start, stop))
+            write_segment(clean_landing, f"clean-{start:012d}", landed_lines(bodies))
+        _warm(clean_landing)
+        clean = _contract_overhead(clean_landing, work, args.repeat)
 
     assert ours["rows"] == args.events, ours
     assert more["rows"] == extra, more
@@ -137,6 +200,18 @@ def main() -> int:
     print(
         f"+1% ({extra:,} events) into the full table: {more['seconds']:.2f} s  "
         f"peak RSS {more['peak_rss_mib']:,.0f} MiB"
+    )
+    assert clean["deviating_rows"] == 0, clean
+    print(
+        f"contract check, bodies matching their contract: +{clean['ratio']:.0%} of the load "
+        f"(median of {args.repeat}: {[round(r, 2) for r in clean['ratios']]}; last "
+        f"{clean['check_seconds']:.2f} s after a {clean['load_seconds']:.2f} s load; "
+        "target <= 10%)"
+    )
+    print(
+        f"contract check, every body deviating ({deviating['deviating_rows']:,} recorded): "
+        f"{deviating['check_seconds']:.2f} s after a {deviating['load_seconds']:.2f} s load "
+        f"(+{deviating['check_seconds'] / deviating['load_seconds']:.0%})"
     )
     return 0
 
