@@ -64,6 +64,12 @@ materialize: $(STAMP)
 dagster: $(STAMP)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
+# Everything on one machine: the receiver (EDUME_PORT, default 8000), Dagster's UI and daemon
+# (EDUME_UI_PORT, default 3000, on 127.0.0.1) and the live worker; Ctrl-C stops every part.
+.PHONY: up
+up: $(STAMP)
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/edume-pipeline up
+
 # Production on Spark (EDUME_ENGINE=spark) needs the Spark engine installed first: `make spark`.
 spark: $(SPARK_STAMP)
 
