@@ -81,8 +81,9 @@ bench: $(SPARK_STAMP) system-deps
 	$(BIN)/python bench/spark_vs_duckdb.py
 
 # Coverage-guided fuzzing (atheris/libFuzzer, see fuzz/README.md): every target FUZZ_SECONDS.
+# system-deps: the signature target's oracle is Node.js.
 FUZZ_SECONDS ?= 60
-fuzz: $(DEV_STAMP)
+fuzz: $(DEV_STAMP) system-deps
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
