@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from export_schema import arrow_type, bi_problems, read_export
 
 from pipeline.export import export_marts
 from pipeline.export_partitioned import KEEP_SUPERSEDED_S, remove_superseded_versions
@@ -348,3 +349,109 @@ def test_a_reader_sees_one_batch_version_never_a_mix_of_two(
     assert answers, "the reader never got an answer"
     assert set(answers) <= committed
     assert len(set(answers)) > 1, "the reader never saw a new batch through its open connection"
+
+
+# --- quality and reporting, comments, and what pyarrow reads ------------------------------------
+
+
+@pytest.fixture
+def documented(tmp_path: Path) -> Path:
+    """A warehouse whose marts carry comments (as dbt's persist_docs leaves them), with quality
+    and reporting relations beside them."""
+    return make_warehouse(
+        tmp_path / "documented.duckdb",
+        """
+        create table marts.dim_thing as select 1::ubigint as thing_id, 'a' as title,
+            timestamp '2026-01-02 03:04:05' as seen_at, '{"k": 1}'::json as payload,
+            true as is_live, 1.5::decimal(9, 2) as price;
+        comment on table marts.dim_thing is 'Grain: one row per thing.';
+        comment on column marts.dim_thing.thing_id is 'The thing''s id.';
+        comment on column marts.dim_thing.title is 'Its title.';
+        comment on column marts.dim_thing.seen_at is 'When it was seen (UTC).';
+        comment on column marts.dim_thing.payload is 'What it said.';
+        comment on column marts.dim_thing.is_live is 'Whether it is live.';
+        comment on column marts.dim_thing.price is 'Its price.';
+        create schema quality;
+        create table quality.rejected_lines as select 'seg' as segment, 3::hugeint as lines;
+        comment on column quality.rejected_lines.lines is 'Lines rejected.';
+        create schema reporting;
+        create view reporting.things_per_day as select 1 as things;
+        """,
+    )
+
+
+def test_quality_and_reporting_are_exported_apart_with_views_in_their_schemas(
+    tmp_path: Path, documented: Path
+) -> None:
+    exports = tmp_path / "exports"
+
+    result = export_marts(documented, exports)
+
+    assert (exports / "quality" / "rejected_lines.parquet").is_file()
+    assert (exports / "reporting" / "things_per_day.parquet").is_file()
+    assert result.rows == {
+        "dim_thing": 1,
+        "quality.rejected_lines": 1,
+        "reporting.things_per_day": 1,
+    }
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        assert con.execute("select lines from quality.rejected_lines").fetchall() == [(3,)]
+        assert con.execute("select things from reporting.things_per_day").fetchall() == [(1,)]
+
+
+def test_every_view_column_in_the_query_file_carries_the_warehouse_comment(
+    tmp_path: Path, documented: Path
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(documented, exports)
+    sql = (
+        "select schema_name, table_name, column_name, comment from duckdb_columns() "
+        "where schema_name in ('main', 'marts', 'quality') and table_name in "
+        "('dim_thing', 'rejected_lines') order by all"
+    )
+    with duckdb.connect(str(documented), read_only=True) as con:
+        expected = [(t, c, m) for _, t, c, m in con.execute(sql).fetchall()]
+        view_comment = "select comment from duckdb_views() where view_name = 'dim_thing'"
+
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        seen = [(t, c, m) for _, t, c, m in con.execute(sql).fetchall()]
+        assert con.execute(view_comment).fetchall() == [("Grain: one row per thing.",)]
+
+    assert seen == expected
+    assert all(comment for table, _, comment in seen if table == "dim_thing")
+
+
+def test_pyarrow_reads_every_export_with_the_declared_columns_and_bi_types(
+    tmp_path: Path, documented: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    relations = {}
+    for warehouse in (documented, activity.path):
+        relations.update(
+            {
+                path.name.removesuffix(".parquet"): path
+                for path in export_marts(warehouse, exports).parquet_files
+            }
+        )
+
+    schema = read_export(relations["dim_thing"]).schema
+    assert [(field.name, field.type) for field in schema] == (
+        [
+            ("thing_id", arrow_type("bigint")),
+            ("title", arrow_type("varchar")),
+            ("seen_at", arrow_type("timestamptz")),
+            ("payload", arrow_type("varchar")),
+            ("is_live", arrow_type("boolean")),
+            ("price", arrow_type("decimal(9,2)")),
+        ]
+    )
+    activity_table = read_export(relations["fct_learner_activity"])
+    assert activity_table.column_names == [
+        "learner_event_id",
+        "occurred_at",
+        "received_at",
+        "score",
+    ]
+    assert activity_table.num_rows == len(activity.rows())
+    for name, path in relations.items():
+        assert bi_problems(read_export(path).schema) == [], name
