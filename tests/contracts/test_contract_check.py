@@ -152,3 +152,18 @@ def test_a_deviation_names_the_staging_columns_that_read_its_path(tmp_path: Path
     assert by_path["payload.user.userId"]["read_by"] == "stg_edume__learner_events.learner_id"
     assert by_path["payload.user.userId"]["example_delivery_id"]
     assert by_path["payload.user.id"]["read_by"] == ""
+
+
+def test_changed_contracts_recheck_every_loaded_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land_and_check(tmp_path, [body(learner_added(41, userId=None, id=41))])
+    amended = copy.deepcopy(dict(load_contracts()))
+    user = amended["learner.added"]["properties"]["payload"]["properties"]["user"]
+    user["properties"]["id"] = {"type": "integer", "x-provenance": "observed"}
+    user["required"] = [k for k in user["required"] if k != "userId"]
+    monkeypatch.setattr("pipeline.contracts.check.load_contracts", lambda: amended)
+    again = land_and_check(tmp_path, [], segment="seg-empty")
+    assert again.rechecked_all
+    assert again.rows_checked == 1
+    assert deviations(tmp_path) == []
