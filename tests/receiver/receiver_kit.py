@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.receiver.landing_format import (
     OPEN_SUFFIX,
-    PARTITION_PREFIX,
     SEALED_GLOB,
+    SEALED_SUFFIX,
     LandedDelivery,
     parse_line,
 )
@@ -73,17 +74,45 @@ def get(url: str) -> Reply:
         connection.close()
 
 
+def _files(landing_dir: Path) -> dict[str, bytes]:
+    """Every file under the landing dir, by path relative to it, an open segment under its sealed
+    name (sealing renames it; its bytes stay). A receiver may seal segments meanwhile (the idle
+    seal), and a directory listing that races a rename may show the file twice, once, or not at
+    all: the landing is read until two reads in a row agree."""
+    previous = None
+    while True:
+        current: dict[str, bytes] = {}
+        for path in sorted(landing_dir.rglob("*")):
+            name = path.relative_to(landing_dir).as_posix()
+            try:
+                current[name.replace(OPEN_SUFFIX, SEALED_SUFFIX)] = path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                continue  # renamed since the listing, or a partition directory
+        if current == previous:
+            return current
+        previous = current
+
+
 def landed(landing_dir: Path, *, include_open: bool = True) -> list[LandedDelivery]:
     """Every line in the landing's segments (open ones too unless told otherwise)."""
-    paths = sorted(landing_dir.glob(SEALED_GLOB))
+    lines = []
     if include_open:
-        paths += sorted(landing_dir.glob(f"{PARTITION_PREFIX}*/*{OPEN_SUFFIX}"))
-    return [parse_line(line) for path in paths for line in path.read_bytes().splitlines(True)]
+        files = _files(landing_dir)
+        names = [n for n in files if fnmatch(n, SEALED_GLOB)]
+    else:  # sealed now: listed by their own name, no stable read needed
+        files = {
+            p.relative_to(landing_dir).as_posix(): p.read_bytes()
+            for p in sorted(landing_dir.glob(SEALED_GLOB))
+        }
+        names = list(files)
+    for name in names:
+        lines.extend(parse_line(line) for line in files[name].splitlines(True))
+    return lines
 
 
 def landing_size(landing_dir: Path) -> int:
     """Total bytes in every file under the landing dir: changes iff anything landed."""
-    return sum(p.stat().st_size for p in landing_dir.rglob("*") if p.is_file())
+    return sum(map(len, _files(landing_dir).values()))
 
 
 def metric(url: str, sample: str, *, default: float | None = None) -> float:
