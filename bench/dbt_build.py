@@ -1,4 +1,5 @@
-"""Benchmark: full `dbt build` at 1M events, then an incremental `dbt build` after 1% more.
+"""Benchmark: full `dbt build` at 1M events, then an incremental `dbt build` after 1% more, or
+(``--micro``) after micro-batches of at most 100 events.
 
 Both runs are the pipeline's own command (``pipeline.defs.assets.DBT_BUILD_ARGS``: models,
 seed and data tests; dbt unit tests run in tests/dbt). Prints both wall times, their ratio
@@ -10,6 +11,14 @@ learner and course bodies, 0.1% of an unknown type, 1% re-delivered, SHA-256 del
 Each of the two loads carries one loaded_at, as a loader batch does.
 
     .venv/bin/python bench/dbt_build.py [--events 1000000] [--increment 0.01] [--keep DIR]
+    .venv/bin/python bench/dbt_build.py --micro [--events 100000 1000000 5000000]
+
+``--micro`` measures what a live micro-batch costs as the warehouse grows: for each size, a
+full build, then ``--batches`` micro-batches of 100 rows drawn like real traffic (80 new
+events of existing learners and courses, their timestamps scattered over the old months, so
+out of order, plus 20 re-deliveries of bodies already loaded), each followed by the pipeline's
+incremental build. It prints the median per size and its ratio to the smallest size's (target
+for the whole micro-batch, load + dbt + export: <= 1.5 at 5M events vs 100k).
 
 dbt starts from the venv's compiled bytecode, which ``make`` installs (``uv --compile-bytecode``)
 as a normal install ships it; a venv without ``.pyc`` files under PYTHONDONTWRITEBYTECODE would
@@ -103,9 +112,16 @@ def _course_body_sql() -> str:
     )
 
 
+# Named, so the inserts keep working when the loader adds nullable columns to the table.
+_RAW_COLUMNS = (
+    "delivery_id, received_at, auth_mode, signature_form, secret_index, token_index, "
+    "event_type, event_timestamp, body, segment, line_number, loaded_at"
+)
+
+
 def _insert_sql(body_sql: str, rows_sql: str, loaded_at: str) -> str:
     return f"""
-    insert into raw.edume_events
+    insert into raw.edume_events ({_RAW_COLUMNS})
     with rows as ({rows_sql}),
     bodies as (select *, {body_sql} as text from rows)
     select sha256(text), received_at, 'hmac', 'raw', 0, null,
@@ -142,6 +158,46 @@ def _course_rows_sql() -> str:
     """
 
 
+def _micro_rows_sql(first: int, count: int, events: int) -> str:
+    """``count`` learner rows numbered from ``first`` (so new bodies, of learners and courses
+    the warehouse already holds when ``events`` >= LEARNERS) whose timestamps are scattered
+    over the ``events`` already generated: old months, out of order."""
+    stamp = f"timestamp '2024-01-01' + to_seconds(((i * 7919) % {events}) * 5 + 1)"
+    return f"""
+    select i,
+        i % {LEARNERS} + 100000 as learner_id,
+        14000 + (i // 10 + i // {LEARNERS}) % {COURSES} as course_id,
+        3493 + (i % {LEARNERS}) % 5 as team_id,
+        (i // 10) % 3 as activity_id,
+        i % 101 as score,
+        {stamp} as event_timestamp,
+        now()::timestamp as received_at,
+        strftime({stamp}, '%Y-%m-%dT%H:%M:%S.%gZ') as stamp
+    from range({first}, {first + count}) as t(i)
+    """
+
+
+def generate_micro(warehouse: Path, batch: int, events: int) -> None:
+    """One micro-batch of 100 rows as one loader batch: 80 new events (see _micro_rows_sql)
+    and 20 re-deliveries of random bodies already loaded."""
+    from pipeline.loader.ndjson import DDL
+
+    first = events + 1_000_000 + batch * 80  # clear of the +1% increment's numbers
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(DDL)
+        con.execute(
+            _insert_sql(_learner_body_sql(), _micro_rows_sql(first, 80, events), "now()::timestamp")
+        )
+        con.execute(
+            f"""insert into raw.edume_events ({_RAW_COLUMNS})
+            select delivery_id, now()::timestamp, auth_mode, signature_form,
+                secret_index, token_index, event_type, event_timestamp, body,
+                segment || '.micro', line_number, now()::timestamp
+            from raw.edume_events using sample reservoir(20 rows) repeatable ({batch + 1})"""
+        )
+
+
 def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
     """Learner rows numbered [start, stop) (plus the course catalogue when start == 0) and 1%
     re-deliveries of them, as the loader would have written them."""
@@ -163,7 +219,7 @@ def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
             )
         )
         con.execute(
-            f"""insert into raw.edume_events
+            f"""insert into raw.edume_events ({_RAW_COLUMNS})
             select delivery_id, received_at + interval 1 hour, auth_mode, signature_form,
                 secret_index, token_index, event_type, event_timestamp, body,
                 segment || '.retry', line_number, loaded_at
@@ -176,6 +232,9 @@ def generate(warehouse: Path, start: int, stop: int, loaded_at: str) -> None:
 class Run:
     seconds: float
     peak_rss_mib: float
+    # CPU time of dbt and DuckDB (user + system): on a machine shared with other work, far
+    # steadier than the wall time, which waits for the CPU whenever others hold it.
+    cpu_seconds: float
 
 
 @dataclass(frozen=True)
@@ -223,7 +282,7 @@ class DbtCli:
             raise SystemExit(f"dbt {' '.join(args)} failed with exit code {process.returncode}")
         if b"Unable to do partial parsing" in output:
             print("warning: dbt re-parsed the whole project in a timed run")
-        return Run(seconds, usage.ru_maxrss / 1024)
+        return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def _keep(keep: Path | None, work_dir: Path, label: str) -> None:
@@ -234,31 +293,32 @@ def _keep(keep: Path | None, work_dir: Path, label: str) -> None:
         (keep / f"run_results_{label}.json").write_bytes(results)
 
 
-def main(argv: list[str] | None = None) -> int:
-    if str(REPO) not in sys.path:  # run as a script from anywhere, installed or not
-        sys.path.insert(0, str(REPO))
-    from pipeline.defs.assets import DBT_BUILD_ARGS  # what production runs, timed here
+def _print_floor_and_full(events: int, floor: Run, full: Run, args: Sequence[str]) -> None:
+    print(f"timed: dbt {' '.join(args)} (as the pipeline runs it)")
+    print(f"dbt start-up + partial parse alone (floor of any run): {floor.seconds:7.1f} s")
+    print(
+        f"full dbt build ({events:,} events):        {full.seconds:7.1f} s  "
+        f"peak RSS {full.peak_rss_mib:7.0f} MiB"
+    )
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--increment", type=float, default=0.01)
-    parser.add_argument("--keep", type=Path, help="also copy dbt's run_results.json files here")
-    args = parser.parse_args(argv)
-    more = max(1, int(args.events * args.increment))
+
+def increment(events: int, fraction: float, keep: Path | None, build_args: Sequence[str]) -> None:
+    """Full build at ``events``, then an incremental build after ``fraction`` more."""
+    more = max(1, int(events * fraction))
     with tempfile.TemporaryDirectory(prefix="edume-bench-dbt-") as scratch:
         work_dir = Path(scratch)
         warehouse = work_dir / "edume.duckdb"
         started = time.perf_counter()
-        generate(warehouse, 0, args.events, "now()::timestamp - interval 1 hour")
+        generate(warehouse, 0, events, "now()::timestamp - interval 1 hour")
         generated_s = time.perf_counter() - started
         dbt = DbtCli(warehouse, work_dir)
         dbt.parse()
         floor = dbt.timed(["parse"])  # what any dbt invocation costs before it builds anything
-        full = dbt.timed(DBT_BUILD_ARGS)
-        _keep(args.keep, work_dir, "full")
-        generate(warehouse, args.events, args.events + more, "now()::timestamp")
-        incremental = dbt.timed(DBT_BUILD_ARGS)
-        _keep(args.keep, work_dir, "incremental")
+        full = dbt.timed(build_args)
+        _keep(keep, work_dir, "full")
+        generate(warehouse, events, events + more, "now()::timestamp")
+        incremental = dbt.timed(build_args)
+        _keep(keep, work_dir, "incremental")
         with duckdb.connect(str(warehouse), read_only=True) as con:
             raw_rows = con.execute("select count(*) from raw.edume_events").fetchone()[0]
             activity_rows = con.execute(
@@ -269,12 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cores; raw rows {raw_rows:,} (generated in {generated_s:.1f} s)"
     )
     print(f"distinct learner events in fct_learner_activity: {activity_rows:,}")
-    print(f"timed: dbt {' '.join(DBT_BUILD_ARGS)} (as the pipeline runs it)")
-    print(f"dbt start-up + partial parse alone (floor of any run): {floor.seconds:7.1f} s")
-    print(
-        f"full dbt build ({args.events:,} events):        {full.seconds:7.1f} s  "
-        f"peak RSS {full.peak_rss_mib:7.0f} MiB   (baseline)"
-    )
+    _print_floor_and_full(events, floor, full, build_args)
     print(
         f"incremental dbt build (+{more:,} events):      {incremental.seconds:7.1f} s  "
         f"peak RSS {incremental.peak_rss_mib:7.0f} MiB"
@@ -283,6 +338,68 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio incremental / full: {ratio:.3f}  (target <= 0.2: "
         f"{'met' if ratio <= 0.2 else 'NOT met'})"
     )
+
+
+def _median(values: Sequence[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def micro(sizes: Sequence[int], batches: int, keep: Path | None, build_args: Sequence[str]) -> None:
+    """For each size: a full build, then ``batches`` micro-batches, each loaded then built.
+    Prints each size's median wall time and CPU time, and their ratios to the first size's."""
+    medians: list[tuple[int, float, float]] = []
+    for events in sizes:
+        with tempfile.TemporaryDirectory(prefix="edume-bench-dbt-") as scratch:
+            work_dir = Path(scratch)
+            warehouse = work_dir / "edume.duckdb"
+            generate(warehouse, 0, events, "now()::timestamp - interval 1 hour")
+            dbt = DbtCli(warehouse, work_dir)
+            dbt.parse()
+            floor = dbt.timed(["parse"])
+            full = dbt.timed(build_args)
+            _print_floor_and_full(events, floor, full, build_args)
+            runs = []
+            for batch in range(batches):
+                generate_micro(warehouse, batch, events)
+                runs.append(dbt.timed(build_args))
+                _keep(keep, work_dir, f"micro_{events}_{batch}")
+            wall = _median([run.seconds for run in runs])
+            cpu = _median([run.cpu_seconds for run in runs])
+            medians.append((events, wall, cpu))
+            print(
+                f"micro-batch dbt build at {events:,} events: median {wall:.1f} s wall "
+                f"({', '.join(f'{run.seconds:.1f}' for run in runs)}), {cpu:.1f} s CPU "
+                f"({', '.join(f'{run.cpu_seconds:.1f}' for run in runs)}); floor "
+                f"{floor.seconds:.1f} s wall, {floor.cpu_seconds:.1f} s CPU; peak RSS "
+                f"{max(run.peak_rss_mib for run in runs):.0f} MiB",
+                flush=True,
+            )
+    first_events, first_wall, first_cpu = medians[0]
+    print(f"machine: {os.cpu_count()} cores; baseline: the micro-batch at {first_events:,} events")
+    for events, wall, cpu in medians:
+        print(
+            f"  {events:>10,} events: {wall:6.1f} s wall (ratio {wall / first_wall:.2f}), "
+            f"{cpu:6.1f} s CPU (ratio {cpu / first_cpu:.2f})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    if str(REPO) not in sys.path:  # run as a script from anywhere, installed or not
+        sys.path.insert(0, str(REPO))
+    from pipeline.defs.assets import DBT_BUILD_ARGS  # what production runs, timed here
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=None)
+    parser.add_argument("--increment", type=float, default=0.01)
+    parser.add_argument("--micro", action="store_true", help="micro-batches of 100 rows")
+    parser.add_argument("--batches", type=int, default=3, help="micro-batches per size")
+    parser.add_argument("--keep", type=Path, help="also copy dbt's run_results.json files here")
+    args = parser.parse_args(argv)
+    if args.micro:
+        micro(args.events or [100_000, 1_000_000], args.batches, args.keep, DBT_BUILD_ARGS)
+    else:
+        for events in args.events or [1_000_000]:
+            increment(events, args.increment, args.keep, DBT_BUILD_ARGS)
     return 0
 
 

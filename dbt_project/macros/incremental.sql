@@ -55,7 +55,8 @@
 
     Incremental: only rows loaded since the watermark are read; the copies already kept for the
     same delivery_ids are re-ranked with them, so the result equals a full refresh whatever
-    order the copies were loaded in. Pair with unique_key='delivery_id'. -#}
+    order the copies were loaded in. Pair with unique_key='delivery_id'. Every row written gets
+    built_at = this_run(), which scopes data tests to the rows of the run. -#}
 {% macro keep_earliest_copies(relation, columns) -%}
 with
 
@@ -88,7 +89,8 @@ copies_ranked as (
 final as (
     select
         {% for column in columns if column != 'loaded_at' %}{{ column }},
-        {% endfor %}newest_loaded_at as loaded_at
+        {% endfor %}newest_loaded_at as loaded_at,
+        {{ edume.this_run() }} as built_at
     from copies_ranked
     where copy_number = 1
 )

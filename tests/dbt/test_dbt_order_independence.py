@@ -92,20 +92,20 @@ def test_incremental_run_then_full_refresh_equal_a_single_full_build(
         ran = next((dbt.work_dir / "target" / "run").rglob(f"{model}.sql"))
         assert "delete from" in ran.read_text(), f"the second run of {model} was incremental"
     assert mart_rows(warehouse) == reference.marts
-    # The lookup indexes survive an incremental run and a rebuild of their tables.
-    indexes = (
-        "select table_name from duckdb_indexes() "
-        "where index_name like '%__learner_course_key' order by table_name"
+    # The primary keys (DuckDB's lookup indexes) survive an incremental run and a rebuild.
+    keys = (
+        "select table_name, constraint_column_names from duckdb_constraints() "
+        "where constraint_type = 'PRIMARY KEY' and table_name in "
+        "('fct_training_compliance', 'int_learner_course_progress_aggregated') order by all"
     )
-    expected_indexes = [
-        ("fct_learner_course_progress",),
-        ("fct_training_compliance",),
-        ("int_learner_course_progress_aggregated",),
+    expected_keys = [
+        ("fct_training_compliance", ["learner_course_key"]),
+        ("int_learner_course_progress_aggregated", ["learner_course_key"]),
     ]
-    assert query(warehouse, indexes) == expected_indexes
+    assert query(warehouse, keys) == expected_keys
     dbt(*BUILD_MODELS, "--full-refresh")
     assert mart_rows(warehouse) == reference.marts
-    assert query(warehouse, indexes) == expected_indexes
+    assert query(warehouse, keys) == expected_keys
 
 
 @settings(

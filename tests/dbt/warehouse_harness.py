@@ -81,9 +81,19 @@ class DbtRunner:
     warehouse: Path
     work_dir: Path
     vars_yaml: str
+    project_dir: Path = DBT_PROJECT_DIR
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``dbt <args>``; raise AssertionError with dbt's output when it fails."""
+        done = self.run(*args)
+        if done.returncode != 0:
+            raise AssertionError(
+                f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
+            )
+        return done
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``dbt <args>`` and return the finished process, whatever its exit code."""
         env = {
             **os.environ,
             "EDUME_WAREHOUSE": str(self.warehouse.resolve()),
@@ -94,9 +104,9 @@ class DbtRunner:
             str(DBT),
             *args,
             "--project-dir",
-            str(DBT_PROJECT_DIR),
+            str(self.project_dir),
             "--profiles-dir",
-            str(DBT_PROJECT_DIR),
+            str(self.project_dir),
             "--target-path",
             str(self.work_dir / "target"),
             "--log-path",
@@ -104,14 +114,9 @@ class DbtRunner:
             "--vars",
             self.vars_yaml,
         ]
-        done = subprocess.run(
+        return subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=600, check=False
         )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
-            )
-        return done
 
 
 def mart_rows(

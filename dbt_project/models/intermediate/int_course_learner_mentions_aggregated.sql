@@ -10,6 +10,7 @@
     materialized='incremental',
     unique_key='course_id',
     incremental_strategy=edume.upsert_strategy(),
+    on_schema_change='append_new_columns',
 ) }}
 with
 

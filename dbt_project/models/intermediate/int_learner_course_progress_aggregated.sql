@@ -4,13 +4,14 @@
 
     Incremental: a run recomputes, from all their events, only the pairs named by an event
     loaded since the newest loaded_at this table holds, and replaces those rows (unique key
-    learner_course_key), so it equals a full refresh. Indexed on learner_course_key: the lookup
-    "has learner X completed course Y?" of fct_learner_course_progress. -#}
+    learner_course_key), so it equals a full refresh; the rows written get built_at. Its primary
+    key learner_course_key (an ART index on DuckDB, from the contract) serves the lookup "has
+    learner X completed course Y?" through the view fct_learner_course_progress. -#}
 {{ config(
     materialized='incremental',
     unique_key='learner_course_key',
     incremental_strategy=edume.upsert_strategy(),
-    **edume.lookup_index_hooks(['learner_course_key'])
+    on_schema_change='append_new_columns',
 ) }}
 with
 
@@ -100,7 +101,8 @@ final as (
         latest_activity.activity_id as last_activity_id,
         per_pair.count_lessons_done,
         per_pair.count_activities_done,
-        per_pair.loaded_at
+        per_pair.loaded_at,
+        {{ edume.this_run() }} as built_at
     from per_pair
     left join latest_activity
         on latest_activity.learner_id = per_pair.learner_id

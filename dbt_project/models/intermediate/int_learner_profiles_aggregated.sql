@@ -9,6 +9,7 @@
     materialized='incremental',
     unique_key='learner_id',
     incremental_strategy=edume.upsert_strategy(),
+    on_schema_change='append_new_columns',
 ) }}
 with
 

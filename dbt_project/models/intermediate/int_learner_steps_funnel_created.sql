@@ -8,10 +8,12 @@ progress as (
     select * from {{ ref('int_learner_course_progress_aggregated') }}
 ),
 
+-- Learners with a learner.activated event: the incremental profiles hold its earliest time,
+-- so no run re-reads every event for it.
 activations as (
-    select distinct learner_id
-    from {{ ref('int_learner_events_deduplicated') }}
-    where event_type = 'learner.activated'
+    select learner_id
+    from {{ ref('int_learner_profiles_aggregated') }}
+    where activated_at is not null
 ),
 
 final as (

@@ -5,6 +5,7 @@
     materialized='incremental',
     unique_key=['delivery_id', 'team_id'],
     incremental_strategy=edume.upsert_strategy(),
+    on_schema_change='append_new_columns',
 ) }}
 
 with

@@ -5,6 +5,7 @@
     materialized='incremental',
     unique_key='delivery_id',
     incremental_strategy=edume.upsert_strategy(),
+    on_schema_change='append_new_columns',
 ) }}
 
 {%- set columns = ['delivery_id', 'event_type', 'invalid_reason', 'occurred_at', 'received_at',

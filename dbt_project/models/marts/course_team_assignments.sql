@@ -16,7 +16,7 @@ final as (
     select
         memberships.course_id,
         memberships.team_id,
-        memberships.member_since as assigned_at
+        {{ edume.utc('memberships.member_since') }} as assigned_at
     from memberships
     inner join courses
         on courses.course_id = memberships.course_id

@@ -36,7 +36,7 @@ final as (
         activity_id,
         activity_type,
         coalesce(is_published, false) as is_published,
-        row_number() over (partition by course_id order by position) as position
+        cast(row_number() over (partition by course_id order by position) as bigint) as position
     from first_occurrences
     where occurrence = 1
 )

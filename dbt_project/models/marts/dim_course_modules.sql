@@ -32,7 +32,7 @@ final as (
     select
         course_id,
         module_id,
-        row_number() over (partition by course_id order by position) as position
+        cast(row_number() over (partition by course_id order by position) as bigint) as position
     from first_occurrences
     where occurrence = 1
 )

@@ -53,12 +53,12 @@ final as (
         coalesce(activities.count_surveys, 0) as count_surveys,
         coalesce(teams.count_teams, 0) as count_teams,
         states.course_id is not null as has_course_events,
-        case
+        {{ edume.utc("case
             when states.first_event_at is null then learner_courses.first_seen_at
             when learner_courses.first_seen_at is null then states.first_event_at
             else least(states.first_event_at, learner_courses.first_seen_at)
-        end as first_seen_at,
-        states.last_event_at as last_changed_at
+        end") }} as first_seen_at,
+        {{ edume.utc('states.last_event_at') }} as last_changed_at
     from course_ids
     left join states on states.course_id = course_ids.course_id
     left join learner_courses on learner_courses.course_id = course_ids.course_id

@@ -2,7 +2,8 @@
     structure plus any activity learners reached that the structure no longer lists. Learners
     who reached it (any event on it), finished it, did not finish it, and are stalled there
     (stalled in the course with this as their latest activity). reached = finished +
-    not_finished. -#}
+    not_finished. The stalled counts depend on var('as_of'). -#}
+{{ config(tags=['as_of']) }}
 with
 
 structure as (

@@ -1,7 +1,10 @@
 {#- Grain: one row per distinct learner event (delivery_id), every learner.* type.
 
-    The incremental int_learner_events_deduplicated under the marts' names, as a table like every
-    mart (design.md): analysts and BI tools see base tables only. -#}
+    A view over the incremental int_learner_events_deduplicated, under the marts' column names:
+    a micro-batch upserts only its own events there, and nothing here is copied again (BI tools
+    read the exports, which materialise it). Its keys are enforced by that table's constraints.
+    On Spark, where the exports read the marts' files, it is a table. -#}
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 with
 
 events as (
@@ -17,8 +20,8 @@ final as (
         activity_id,
         event_type,
         activity_type,
-        occurred_at,
-        received_at,
+        {{ edume.utc('occurred_at') }} as occurred_at,
+        {{ edume.utc('received_at') }} as received_at,
         score,
         is_passed
     from events

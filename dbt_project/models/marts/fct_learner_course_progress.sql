@@ -4,9 +4,11 @@
     pair is also kept as one unique, indexed column.
 
     days_inactive and is_stalled are measured as of var('as_of') (default: the run's start,
-    rendered as a literal). The aggregate below is incremental (a run recomputes only the pairs
-    its new events touch); this table only adds the as_of columns, so it is rebuilt every run. -#}
-{{ config(**edume.lookup_index_hooks(['learner_course_key'])) }}
+    rendered as a literal). A view over the incremental aggregate (a run recomputes only the
+    pairs its new events touch) adding the as_of columns: re-creating it is all a new as_of
+    costs, and a lookup by learner_course_key uses the aggregate's primary key. On Spark, where
+    the exports read the marts' files, it is a table. -#}
+{{ config(materialized='table' if target.type == 'spark' else 'view', tags=['as_of']) }}
 with
 
 progress as (
@@ -29,12 +31,12 @@ final as (
         learner_id,
         course_id,
         status,
-        added_at,
-        started_at,
-        completed_at,
+        {{ edume.utc('added_at') }} as added_at,
+        {{ edume.utc('started_at') }} as started_at,
+        {{ edume.utc('completed_at') }} as completed_at,
         count_lessons_done,
         count_activities_done,
-        last_activity_at,
+        {{ edume.utc('last_activity_at') }} as last_activity_at,
         last_activity_id,
         days_inactive,
         coalesce(

@@ -1,8 +1,9 @@
 {#- Grain: one row per (learner_id, course_id) for each mandatory course (seed
     mandatory_courses) the learner is currently assigned through at least one team (a current
     team of the learner that is currently assigned to the course). Unique on the pair and
-    indexed as learner_course_key ('X:Y'): the onboarding gate's one lookup. -#}
-{{ config(**edume.lookup_index_hooks(['learner_course_key'])) }}
+    keyed by learner_course_key ('X:Y'), the primary key (an ART index on DuckDB): the
+    onboarding gate's one lookup. is_overdue depends on var('as_of'). -#}
+{{ config(tags=['as_of']) }}
 with
 
 mandatory as (
@@ -47,9 +48,10 @@ final as (
         assignments.learner_id,
         assignments.course_id,
         coalesce(progress.status, 'not_started') as status,
-        assignments.assigned_at,
-        {{ edume.add_days('assignments.assigned_at', 'assignments.due_within_days') }} as due_at,
-        progress.completed_at,
+        {{ edume.utc('assignments.assigned_at') }} as assigned_at,
+        {{ edume.utc(edume.add_days('assignments.assigned_at', 'assignments.due_within_days')) }}
+            as due_at,
+        {{ edume.utc('progress.completed_at') }} as completed_at,
         progress.completed_at is not null as is_completed,
         coalesce(
             progress.completed_at is null
