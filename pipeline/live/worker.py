@@ -21,8 +21,10 @@ The loop (:meth:`LiveWorker.run_forever`):
 - idle for ``refresh_s`` (default 1 h) since the last successful run, it rebuilds only the dbt
   models tagged ``as_of`` (days inactive, stalled, overdue; everything if no model has the tag)
   and the export, so the time-dependent columns never lag by more than that;
-- a failed run is retried without new data after a back-off (30 s doubling, at most
-  ``refresh_s``): the failure may have been after the load, and the marts must catch up;
+- the worker remembers (``<warehouse>.live-built``) the manifest state its marts were last built
+  from; at start, and after a failed run (after a back-off: 30 s doubling, at most
+  ``refresh_s``), a "catch-up" run rebuilds if the manifest moved on since: a batch that failed
+  or was killed after its load must not leave the marts behind until the next delivery;
 - retention (:func:`apply_retention`) runs at start and hourly.
 
 Stopping: the first SIGTERM/SIGINT lets the current batch finish, then the worker exits; a second
@@ -44,7 +46,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +66,8 @@ from pipeline.receiver.landing_format import PARTITION_PREFIX
 from pipeline.settings import Settings
 from pipeline.warehouse_lock import warehouse_lock
 
+ManifestState = tuple[int, str | None]  # segments in the manifest, newest loaded_at
+EMPTY_MANIFEST: ManifestState = (0, None)
 MODE_TAG = "edume/mode"
 KIND_TAG = "edume/live"
 RETENTION_EVERY_S = 3600.0
@@ -96,7 +100,7 @@ class LiveOptions:
 class BatchReport:
     """What one run of the worker did and where its wall time went (seconds)."""
 
-    kind: str  # "segments" or "as_of_refresh" or "retry"
+    kind: str  # "segments", "catch_up" (loaded but not built) or "as_of_refresh"
     run_id: str
     success: bool
     segments_seen: int
@@ -147,59 +151,81 @@ class LiveWorker:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def unloaded(self, segments: Iterable[str]) -> list[str]:
-        """Those of ``segments`` that the manifest does not list (all, before the first load).
+    def _look(self, segments: Sequence[str]) -> tuple[list[str], ManifestState]:
+        """Those of ``segments`` the manifest does not list, and the manifest's state.
 
         The caller holds the warehouse lock, so no other writer has the file open.
         """
         names = sorted(set(segments))
-        if not names or not self.warehouse.exists():
-            return names
+        if not self.warehouse.exists():
+            return names, EMPTY_MANIFEST
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             present = con.execute(
                 "select count(*) from information_schema.tables "
                 "where table_schema = 'raw' and table_name = 'edume_loaded_segments'"
             ).fetchone()
             if not present or not present[0]:
-                return names
+                return names, EMPTY_MANIFEST
+            count, newest = con.execute(
+                "select count(*), max(loaded_at)::varchar from raw.edume_loaded_segments"
+            ).fetchone()
             loaded = {
                 row[0]
                 for row in con.execute(
                     "select segment from raw.edume_loaded_segments "
-                    "where segment in (select unnest($names))",
+                    "where segment in (select unnest($names::varchar[]))",
                     {"names": names},
                 ).fetchall()
             }
-        return [name for name in names if name not in loaded]
+        return [name for name in names if name not in loaded], (int(count), newest)
+
+    def built_path(self) -> Path:
+        """``<warehouse>.live-built``: the manifest state the marts were last built from."""
+        return self.warehouse.with_name(self.warehouse.name + ".live-built")
+
+    def _built(self) -> ManifestState:
+        try:
+            count, newest = json.loads(self.built_path().read_text())
+        except (FileNotFoundError, ValueError):
+            return EMPTY_MANIFEST
+        return int(count), newest
+
+    def _save_built(self, state: ManifestState) -> None:
+        path = self.built_path()
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(list(state)))
+        os.replace(temporary, path)
 
     def run_batch(self, segments: Sequence[str]) -> BatchReport | None:
-        """Run the pipeline job once if any of ``segments`` is not loaded yet; else return None.
+        """Run the pipeline job once if there is something new; else return None.
 
-        The job's loader loads EVERY sealed, unloaded segment (not only ``segments``): a batch
-        covers everything sealed before its load starts.
+        New means: one of ``segments`` is not loaded yet, or the manifest changed since the marts
+        were last built by this worker (a batch failed or was killed after its load: the marts
+        still have to catch up). The job's loader loads EVERY sealed, unloaded segment, not only
+        ``segments``: a batch covers everything sealed before its load starts.
         """
         decided = time.time()
         with warehouse_lock(self.warehouse, on_wait=self.log):
-            fresh = self.unloaded(segments)
+            fresh, manifest = self._look(segments)
             checked = time.time()
-            if not fresh:
+            if not fresh and manifest == self._built():
                 return None
-            tags = {
-                MODE_TAG: "live",
-                KIND_TAG: "segments",
-                "edume/segments": str(len(fresh)),
-                "edume/first": fresh[0],
-            }
-            report = self._execute(self.job, "segments", tags, decided, len(fresh))
+            kind = "segments" if fresh else "catch_up"
+            tags = {MODE_TAG: "live", KIND_TAG: kind, "edume/segments": str(len(fresh))}
+            if fresh:
+                tags["edume/first"] = fresh[0]
+            report = self._execute(self.job, kind, tags, decided, len(fresh))
+            if report.success:
+                self._save_built(self._look([])[1])
         report.check_s = checked - decided
         return report
 
-    def refresh(self, kind: str = "as_of_refresh") -> BatchReport:
-        """Rebuild the time-dependent models and the export (``kind`` "retry": the whole job)."""
+    def refresh(self) -> BatchReport:
+        """Rebuild the time-dependent models (dbt tag ``as_of``) and the export; no load."""
         decided = time.time()
-        job = self.refresh_job if kind == "as_of_refresh" else self.job
+        tags = {MODE_TAG: "live", KIND_TAG: "as_of_refresh"}
         with warehouse_lock(self.warehouse, on_wait=self.log):
-            return self._execute(job, kind, {MODE_TAG: "live", KIND_TAG: kind}, decided, 0)
+            return self._execute(self.refresh_job, "as_of_refresh", tags, decided, 0)
 
     def _execute(
         self, job: dg.JobDefinition, kind: str, tags: dict[str, str], decided: float, seen: int
@@ -233,7 +259,7 @@ class LiveWorker:
         """Poll, batch, refresh and prune until :attr:`stop` is set (see the module docstring)."""
         last_success = time.monotonic()
         next_retention = 0.0
-        retry_at: float | None = None
+        retry_at: float | None = 0.0  # at start: catch up if the last batch did not finish
         backoff = FIRST_RETRY_S
         while not self.stop.is_set():
             now = time.monotonic()
@@ -245,7 +271,8 @@ class LiveWorker:
             if found:
                 report = self._off_main_thread(functools.partial(self.run_batch, found))
             elif retry_at is not None and now >= retry_at:
-                report = self._off_main_thread(functools.partial(self.refresh, "retry"))
+                retry_at = None
+                report = self._off_main_thread(functools.partial(self.run_batch, []))
             elif retry_at is None and now - last_success >= self.options.refresh_s:
                 report = self._off_main_thread(self.refresh)
             if report is not None:

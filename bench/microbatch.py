@@ -1,0 +1,134 @@
+"""Benchmark: what one live micro-batch (<= 100 events) costs as the warehouse grows.
+
+For each size (default 100k and 1M events; ``--sizes 100000 1000000 5000000`` for the full
+run), a warehouse is generated straight into ``raw.edume_events`` by ``bench/dbt_build.py``'s
+generator (eduMe-shaped learner and course bodies, re-deliveries, unknown types), then built once
+in full through the live worker. Then ``--batches`` increments, each a real landing segment of
+100 lines drawn like live traffic (80 new events of learners and courses the warehouse already
+holds, their timestamps scattered over the old months, so out of order, and 20 re-deliveries of
+bodies already loaded), each run through :meth:`pipeline.live.worker.LiveWorker.run_batch`: the
+function the worker calls, a real in-process Dagster run of load -> dbt build -> export.
+
+Prints, per size, the median batch wall time and its parts (Dagster start-up, load, dbt, export,
+checks, the rest) and the ratio to the smallest size's median (issue #11's target: <= 1.5 at 5M
+vs 100k). Ratios against the same run's smallest size are meaningful on a shared machine;
+absolute seconds are not.
+
+    .venv/bin/python bench/microbatch.py [--sizes 100000 1000000 [5000000]] [--batches 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from anywhere
+
+from bench.dbt_build import _learner_body_sql, _micro_rows_sql, generate
+from bench.synthetic import landed_lines, write_segment
+from pipeline.definitions import build_definitions
+from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
+from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker, open_instance
+from pipeline.settings import Settings, load_settings
+
+PARTS = ("startup_s", "load_s", "dbt_s", "export_s", "checks_s", "other_s")
+BASE_LOADED_AT = "timestamp '2024-01-01 00:00:00'"
+
+
+def increment_bodies(warehouse: Path, batch: int, events: int) -> list[bytes]:
+    """80 new bodies of existing learners and courses (old months, out of order) and 20 bodies
+    already loaded, in a shuffled order."""
+    first = events + 1_000_000 + batch * 80
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        new = con.execute(
+            f"select {_learner_body_sql()} from ({_micro_rows_sql(first, 80, events)})"
+        ).fetchall()
+        again = con.execute(
+            f"select body::varchar from raw.edume_events using sample reservoir(20 rows) "
+            f"repeatable ({batch + 1})"
+        ).fetchall()
+    bodies = [text.encode() for (text,) in [*new, *again]]
+    return sorted(bodies, key=lambda body: hash((batch, body)))
+
+
+def land_increment(worker: LiveWorker, batch: int, events: int) -> str:
+    bodies = increment_bodies(worker.warehouse, batch, events)
+    now = datetime.now(UTC)
+    path = write_segment(
+        worker.landing, f"micro-{batch:04d}", landed_lines(bodies, now), received_at=now
+    )
+    return path.relative_to(worker.landing).as_posix()
+
+
+def worker_for(root: Path, events: int, project_target: Path) -> LiveWorker:
+    base = load_settings()
+    settings = Settings(
+        signature_secrets=base.signature_secrets,
+        bearer_tokens=base.bearer_tokens,
+        landing_dir=root / "landing",
+        warehouse=root / "edume.duckdb",
+        export_dir=root / "exports",
+        max_body_bytes=base.max_body_bytes,
+        engine="duckdb",
+    )
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    generate(settings.warehouse, 0, events, BASE_LOADED_AT)
+    print(f"  generated {events:,} events in {time.monotonic() - started:.1f} s", flush=True)
+    project = edume_dbt_project(None, project_target)
+    defs = build_definitions(project, settings)
+    return LiveWorker(settings, defs, open_instance(), LiveOptions(), log=lambda _line: None)
+
+
+def measure(root: Path, events: int, batches: int, project_target: Path) -> list[BatchReport]:
+    print(f"{events:,} events:", flush=True)
+    worker = worker_for(root, events, project_target)
+    full = worker.run_batch([land_increment(worker, 0, events)])
+    assert full is not None and full.success, "the first (full) build failed"
+    print(f"  full build through the worker: {full.wall_s:.1f} s", flush=True)
+    reports = []
+    for batch in range(1, batches + 1):
+        report = worker.run_batch([land_increment(worker, batch, events)])
+        assert report is not None and report.success, f"micro-batch {batch} failed"
+        print("  " + report.line(), flush=True)
+        reports.append(report)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batches", type=int, default=3, help="increments per size (default 3)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="edume-microbatch-", dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        target = work / "dbt_target"
+        prepare_dbt_project(edume_dbt_project(None, target))
+        medians: dict[int, dict[str, float]] = {}
+        for events in args.sizes:
+            reports = measure(work / f"w{events}", events, args.batches, target)
+            medians[events] = {
+                part: statistics.median(getattr(r, part) for r in reports)
+                for part in ("wall_s", *PARTS)
+            }
+    smallest = medians[args.sizes[0]]["wall_s"]
+    print("\nmicro-batch of 100 lines (median): wall = " + " + ".join(PARTS))
+    for events, median in medians.items():
+        parts = ", ".join(f"{p.removesuffix('_s')} {median[p]:.2f}" for p in PARTS)
+        print(
+            f"  {events:>9,} events: {median['wall_s']:6.2f} s ({parts}); "
+            f"ratio to {args.sizes[0]:,}: {median['wall_s'] / smallest:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
