@@ -126,6 +126,7 @@ def test_every_learner_with_an_event_is_in_dim_learners(demo: DemoRun, truth: di
 def test_forgeries_are_rejected_and_every_genuine_delivery_is_accepted(
     demo: DemoRun, truth: dict
 ) -> None:
+    assert truth["deliveries"]["rejected_bad_signature"] > 0  # the demo sends forgeries
     metrics = parse((demo.workspace / "receiver_metrics.prom").read_text(), "saved")
     assert metrics.accepted == truth["deliveries"]["accepted"]
     assert (
@@ -155,6 +156,7 @@ def test_unknown_event_types_are_kept_aside_not_dropped(demo: DemoRun, truth: di
         select count(*) from intermediate.int_events_quarantined
         where event_type = 'learner.badge.awarded'""",
     )
+    assert truth["deliveries"]["unknown_type"] > 0  # the demo sends some
     assert rows == [(truth["deliveries"]["unknown_type"],)]
 
 

@@ -100,7 +100,7 @@ def test_workspace_loads_with_the_dagster_cli_and_the_queued_instance(tmp_path: 
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "edume" in done.stdout + done.stderr
+    assert "Validation successful for code location edume." in done.stdout + done.stderr
 
 
 def test_instance_queues_writer_runs_one_at_a_time(tmp_path: Path) -> None:
