@@ -159,13 +159,18 @@ def prepare_workspace(root: Path) -> Workspace:
         workspace.receiver_log.parent,
     ):
         directory.mkdir(parents=True, exist_ok=True)
-    (workspace.dagster_home / "dagster.yaml").write_text("# defaults: runs stored here\n")
+    # Runs are stored here; the loader's and export's log lines go into each run's event log.
+    (workspace.dagster_home / "dagster.yaml").write_text(
+        "python_logs:\n  managed_python_loggers: [pipeline]\n  python_log_level: INFO\n"
+    )
     (root / MARKER).write_text("made by `edume-pipeline demo`; deleted by its next run\n")
     return workspace
 
 
 def _materialize(workspace: Workspace) -> None:
-    """Run ``edume-pipeline materialize`` on the workspace; its output goes to the log."""
+    """Run ``edume-pipeline materialize`` on the workspace, showing its progress view's dbt count
+    as a bar; its full log goes to ``workspace.materialize_log``."""
+    from pipeline.cli.materialize import PROGRESS_LINE
     from pipeline.simulator.progress import Progress
 
     command = [
@@ -175,36 +180,42 @@ def _materialize(workspace: Workspace) -> None:
         "materialize",
         "--dbt-target-path",
         str(workspace.root / "dbt_target"),
+        "--log-file",
+        str(workspace.materialize_log),
     ]
     env = {**os.environ, **workspace.env(), "PYTHONUNBUFFERED": "1"}
-    expected = _count_assets()
     print(
-        "      starting Dagster and parsing the dbt project, then building "
-        f"{expected} assets; full log: {_relative(workspace.materialize_log)}",
+        "      starting Dagster and parsing the dbt project, then loading, building the dbt "
+        f"models and exporting; full log: {_relative(workspace.materialize_log)}",
         flush=True,
     )
-    progress = Progress("assets", expected, show_rate=False)
-    with open(workspace.materialize_log, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            # Dagster's event log streams one ASSET_MATERIALIZATION line per asset as it lands.
-            if b" - ASSET_MATERIALIZATION - " in line and progress.done < expected:
-                progress.advance()
-        code = process.wait()
-    progress.finish()
+    progress: Progress | None = None
+    output: list[str] = []
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        # materialize's own progress view (not a terminal: one line per change) is the source.
+        match = PROGRESS_LINE.match(line.rstrip("\n"))
+        if match and match["total"]:
+            progress = progress or Progress("dbt models", int(match["total"]), show_rate=False)
+            progress.advance(int(match["done"]) - progress.done)
+    code = process.wait()
+    if progress is not None:
+        progress.finish()
     if code != 0:
-        text = workspace.materialize_log.read_text(encoding="utf-8", errors="replace")
-        detail = "\n  ".join(failure_lines(text)) or text[-2000:]
-        raise StepFailed(f"exit code {code}; see {workspace.materialize_log}\n  {detail}")
+        log = workspace.materialize_log
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        detail = "\n  ".join(failure_lines("".join(output) + text)) or "".join(output)[-2000:]
+        raise StepFailed(f"exit code {code}; see {log}\n  {detail}")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -219,14 +230,6 @@ def failure_lines(log_text: str, limit: int = 10) -> list[str]:
         if any(mark in line for mark in _FAILURE_MARKS) and " - DEBUG - " not in line:
             seen.setdefault(line[:300], None)
     return list(seen)[:limit]
-
-
-def _count_assets() -> int:
-    """Roughly how many assets one run materializes: the raw load, dbt models and seeds, export."""
-    dbt = REPO_ROOT / "dbt_project"
-    models = sum(1 for _ in (dbt / "models").rglob("*.sql"))
-    seeds = sum(1 for _ in (dbt / "seeds").glob("*.csv"))
-    return models + seeds + 2
 
 
 def truth_mismatches(truth: Truth, facts: Facts) -> list[str]:
@@ -265,15 +268,14 @@ def _print_summary(
     print(f"  deliveries sent        {sum(post_report.statuses.values()):>7,}")
     print(f"  accepted (204)         {receiver_metrics.accepted:>7,}")
     print(f"  rejected               {receiver_metrics.rejected:>7,}   ({rejected})")
-    if facts.totals.rows:
-        totals = facts.totals.rows[0]
-        landed, distinct = totals["count_deliveries_landed"], totals["count_distinct_deliveries"]
-        print(f"  landed in the warehouse{landed:>7,}")
-        print(f"  duplicates removed     {landed - distinct:>7,}")
+    if facts.deliveries.rows and facts.summary.rows:
+        deliveries, summary = facts.deliveries.rows[0], facts.summary.rows[0]
+        print(f"  landed in the warehouse{deliveries['count_deliveries_landed']:>7,}")
+        print(f"  duplicates removed     {deliveries['count_duplicates']:>7,}")
         kept_aside = sum(row["count_deliveries"] for row in facts.quarantined.rows)
         print(f"  unknown or invalid     {kept_aside:>7,}   (kept aside, see the report)")
-        print(f"  courses                {totals['count_courses']:>7,}")
-        print(f"  learners               {totals['count_learners']:>7,}")
+        print(f"  courses                {summary['count_courses']:>7,}")
+        print(f"  learners               {summary['count_learners']:>7,}")
     columns = "added  activated  started  1st lesson  completed  conversion"
     print(f"\n  {'Funnel per course':<34}{columns}")
     for row in facts.funnel.rows:
@@ -403,9 +405,9 @@ def _run(args: argparse.Namespace, started: float) -> None:
     with _step(6, "materialize: load -> dbt build -> export"):
         _materialize(workspace)
     with _step(7, "summarise"):
-        facts = collect(workspace.warehouse, receiver_metrics)
+        facts = collect(workspace.exports, receiver_metrics)
         _print_summary(post_report, receiver_metrics, facts, simulation.truth)
     with _step(8, "write the report"):
-        write_report(workspace.warehouse, workspace.report, str(workspace.metrics))
+        write_report(workspace.exports, workspace.report, str(workspace.metrics))
     print("[9/9] where everything is")
     _print_next(workspace, time.monotonic() - started)

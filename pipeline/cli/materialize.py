@@ -1,28 +1,71 @@
-"""``edume-pipeline materialize``: every asset once (load -> dbt build -> export), in-process.
+"""``edume-pipeline materialize``: load -> dbt build -> export once, in-process.
 
-Parses the dbt project first (so new models are picked up), then executes the pipeline job
-with the ``DAGSTER_HOME`` instance when one is configured (the run then shows in ``dagster dev``),
-else an ephemeral one. Prints one line per asset and failed check; exits 0 only when every step
-succeeded. A second ``materialize`` (or a sensor run) waits for the warehouse lock.
+An operator's command: it writes the warehouse (waiting for the warehouse lock if a run holds it).
+It parses the dbt project first (so new models are picked up), then executes the pipeline job
+with the ``DAGSTER_HOME`` instance when one is configured (the run then shows in the UI), else an
+ephemeral one.
+
+What it prints: a progress view (the step running, dbt models and seeds done of the total, the
+elapsed time), then one line per asset, failed step and failed check. Dagster's full log (every
+event at DEBUG, dbt's output, the loader's and export's lines) goes to ``--log-file`` (default
+``materialize.log`` beside the warehouse), or to the console with ``--verbose``. Exit code 0 only
+when every step succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # dagster is imported by run() only: `--help` stays fast
     from dagster import DagsterInstance, ExecuteInProcessResult
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
+RUN_LOGGER = "edume.materialize.run"
+# The loader's and export's Python loggers, captured into the run's event log (the same setting
+# as dagster_home/dagster.yaml, for the ephemeral instance used without DAGSTER_HOME).
+PYTHON_LOGS = {"managed_python_loggers": ["pipeline"], "python_log_level": "INFO"}
+# One line of the progress view as printed when the output is not a terminal (the demo reads it).
+PROGRESS_LINE = re.compile(
+    r"^ {2}progress: +(?P<elapsed>[\d.]+)s +step (?P<step>\S+)"
+    r"(?: +dbt (?P<done>\d+)/(?P<total>\d+))?$"
+)
+_DBT_PROGRESS = re.compile(r"dbt progress (?P<done>\d+)/(?P<total>\d+)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental dbt models from all of raw.edume_events (dbt --full-refresh)",
+    )
+    parser.add_argument(
+        "--select",
+        metavar="DBT_SELECTION",
+        help="build only these dbt models, in dbt's selection syntax (e.g. '+fct_learner_funnel': "
+        "one mart and its parents); the load and the export still run",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print Dagster's full log (every event, dbt's output) instead of the progress view",
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        help="where the full log goes (default: materialize.log beside the warehouse)",
+    )
     parser.add_argument(
         "--dbt-project-dir",
         type=Path,
@@ -33,43 +76,152 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dbt-target-path",
         type=Path,
         default=None,
-        help="where dbt parse writes its manifest (default: dbt_project/target)",
+        help="dbt's target dir: its manifest and partial-parse state (default: dbt_project/target)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import dagster as dg
+    from dagster_dbt import build_dbt_asset_selection
 
     from pipeline.definitions import build_definitions
+    from pipeline.defs.assets import DBT_OP, EXPORTS, RAW_EVENTS
     from pipeline.defs.jobs import PIPELINE_JOB
     from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
     from pipeline.settings import load_settings
 
     settings = load_settings()
+    log_file = args.log_file or settings.warehouse.resolve().parent / "materialize.log"
     print(
         f"materialize: landing {settings.landing_dir.resolve()} -> warehouse "
         f"{settings.warehouse.resolve()} -> exports {settings.export_dir.resolve()} "
-        f"(engine {settings.engine})",
+        f"(engine {settings.engine}); full log: {log_file}",
         flush=True,
     )
-    project = edume_dbt_project(args.dbt_project_dir, args.dbt_target_path)
-    prepare_dbt_project(project)
-    defs = build_definitions(project, settings)
-    job = defs.resolve_job_def(PIPELINE_JOB)
-    with _instance(dg) as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
-        _print_summary(result)
+    started = time.monotonic()
+    with _run_logging(log_file, verbose=args.verbose, started=started) as progress:
+        progress.show("parse the dbt project")
+        project = edume_dbt_project(args.dbt_project_dir, args.dbt_target_path)
+        prepare_dbt_project(project)
+        progress.show("load the definitions")
+        run_logger = dg.LoggerDefinition(
+            lambda _: logging.getLogger(RUN_LOGGER),
+            description="materialize: the log file, and the console or the progress view",
+        )
+        defs = build_definitions(project, settings, loggers={"console": run_logger})
+        job = defs.resolve_job_def(PIPELINE_JOB)
+        selection = None
+        if args.select:
+            dbt_models = next(
+                a
+                for a in defs.assets or []
+                if isinstance(a, dg.AssetsDefinition) and a.op.name == DBT_OP
+            )
+            chosen = build_dbt_asset_selection([dbt_models], dbt_select=args.select)
+            keys = chosen.resolve(defs.resolve_asset_graph())
+            if not keys:
+                print(
+                    f"materialize: --select {args.select!r} matches no dbt model", file=sys.stderr
+                )
+                return EXIT_USAGE
+            selection = sorted(keys | {RAW_EVENTS, EXPORTS})
+        run_config = {"ops": {DBT_OP: {"config": {"full_refresh": args.full_refresh}}}}
+        with _instance(dg) as instance:
+            result = job.execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                asset_selection=selection,
+                raise_on_error=False,
+            )
+    _print_summary(result)
     if result.success:
-        print("materialize: OK", flush=True)
+        print(f"materialize: OK in {time.monotonic() - started:.0f}s", flush=True)
         return 0
-    print("materialize: FAILED (see the errors above)", file=sys.stderr, flush=True)
+    print(f"materialize: FAILED (see above; full log: {log_file})", file=sys.stderr, flush=True)
     return EXIT_FAILED
 
 
-def _instance(dg: ModuleType) -> DagsterInstance:
+class _Progress(logging.Handler):
+    """The progress view: the running step, dbt nodes done of total, elapsed seconds.
+
+    Fed by the run's log records: Dagster's STEP_START events name the step, and the dbt step's
+    ``dbt progress N/TOTAL`` lines (:data:`pipeline.defs.assets.DBT_PROGRESS_PREFIX`) count models.
+    On a terminal it redraws one line; otherwise it prints a line per change
+    (:data:`PROGRESS_LINE`).
+    """
+
+    def __init__(self, out: TextIO, started: float, *, quiet: bool = False) -> None:
+        super().__init__(logging.DEBUG)
+        self.out = out
+        self.quiet = quiet  # with --verbose the full log is the view
+        self.started = started
+        self.tty = out.isatty()
+        self.step = "start"
+        self.dbt: tuple[int, int] | None = None
+        self.last = ""
+
+    def show(self, step: str) -> None:
+        self.step = step.replace(" ", "_")
+        self._draw()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta: dict[str, Any] = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is not None and event.event_type_value == "STEP_START":
+            self.step = meta.get("step_key") or self.step
+            self._draw()
+        elif match := _DBT_PROGRESS.search(meta.get("orig_message") or ""):
+            self.dbt = (int(match["done"]), int(match["total"]))
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.quiet:
+            return
+        dbt = f"  dbt {self.dbt[0]}/{self.dbt[1]}" if self.dbt else ""
+        text = f"  progress: {time.monotonic() - self.started:6.1f}s  step {self.step}{dbt}"
+        if self.tty:
+            self.out.write("\r" + text.ljust(len(self.last)))
+        elif text.split("s  ", 1)[1] != self.last.split("s  ", 1)[-1]:
+            self.out.write(text + "\n")
+        self.out.flush()
+        self.last = text
+
+    def finish(self) -> None:
+        if self.tty and self.last and not self.quiet:
+            self.out.write("\n")
+            self.out.flush()
+
+
+@contextmanager
+def _run_logging(log_file: Path, *, verbose: bool, started: float) -> Iterator[_Progress]:
+    """Route the run's log (logger :data:`RUN_LOGGER`) to ``log_file``, and to the console
+    (``verbose``) or the progress view; yields the view (its ``show`` names set-up stages)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(RUN_LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    to_file = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    progress = _Progress(sys.stdout, started, quiet=verbose)
+    console: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else progress
+    console.setFormatter(to_file.formatter)
+    logger.addHandler(to_file)
+    logger.addHandler(console)
+    try:
+        yield progress
+    finally:
+        logger.removeHandler(console)
+        logger.removeHandler(to_file)
+        to_file.close()
+        progress.finish()
+
+
+def _instance(dg: Any) -> DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral(tempdir=tempfile.gettempdir())
+    return dg.DagsterInstance.ephemeral(
+        tempdir=tempfile.gettempdir(), settings={"python_logs": PYTHON_LOGS}
+    )
 
 
 def _print_summary(result: ExecuteInProcessResult) -> None:
@@ -78,7 +230,9 @@ def _print_summary(result: ExecuteInProcessResult) -> None:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             meta = {
-                k: v.value for k, v in mat.metadata.items() if k.startswith(("rows", "segments"))
+                k: v.value
+                for k, v in mat.metadata.items()
+                if k.startswith(("rows", "segments", "dagster/row_count", "files", "bytes"))
             }
             extra = f" {meta}" if meta else ""
             print(f"  materialized {mat.asset_key.to_user_string()}{extra}", flush=True)

@@ -1,18 +1,32 @@
 """The asset graph: landing -> ``raw.edume_events`` -> dbt models -> BI exports.
 
 The raw asset's key equals the dbt source's key (``raw.edume_events``), so dagster-dbt wires the
-staging models downstream of it without a custom translator. Every asset that writes the warehouse
-does so inside the warehouse lock (see :mod:`pipeline.warehouse_lock`).
+staging models downstream of it. Every asset that writes the warehouse does so inside the warehouse
+lock (see :mod:`pipeline.warehouse_lock`) and belongs to the pool :data:`WAREHOUSE_POOL`, which the
+instance (``dagster_home/dagster.yaml``) limits to one run at a time.
+
+Groups follow the README's diagram: ``raw`` -> ``staging`` -> ``intermediate`` -> ``marts`` (and
+the ``quality`` / ``reporting`` folders, when present) -> ``exports``: a dbt model's group is its
+folder under ``models/`` (:class:`EdumeDbtTranslator`).
 """
 
 # No `from __future__ import annotations`: Dagster reads these type hints at definition time.
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+    get_asset_key_for_model,
+)
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from pipeline.contracts.check import check_new_deliveries
 from pipeline.defs.resources import EdumePaths
@@ -22,39 +36,80 @@ from pipeline.loader.ndjson import ChangedSegmentError, load_landing
 from pipeline.warehouse_lock import warehouse_lock
 
 RAW_EVENTS = dg.AssetKey(["raw", "edume_events"])
+RAW_SOURCE_ID = "source.edume.raw.edume_events"
 EXPORTS = dg.AssetKey(["exports", "marts"])
+WAREHOUSE_POOL = "edume_warehouse"
+OWNERS = ["team:data-platform"]
 # Models, seeds and data tests; dbt's unit tests check SQL logic on fixed inputs, not the data,
 # so they run in the test suite (tests/dbt) as dbt recommends, not in every production build.
 DBT_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+# The dbt step logs one line per model or seed built; the `materialize` progress view reads them.
+DBT_PROGRESS_PREFIX = "dbt progress"
+DBT_OP = "edume_dbt_models"
+# Used when the dbt source declares no freshness of its own (dbt's `error_after` / `warn_after`).
+DEFAULT_FRESH_WITHIN = timedelta(hours=24)
+_DBT_PERIODS = {"minute": "minutes", "hour": "hours", "day": "days"}
 
 
-@dg.asset(
-    key=RAW_EVENTS,
-    group_name="raw",
-    kinds={"duckdb"},
-    description="One row per landed delivery line, loaded exactly once per sealed segment.",
-)
-def raw_edume_events(context: dg.AssetExecutionContext, paths: EdumePaths) -> dg.MaterializeResult:
-    """Load every new sealed segment; fail (after loading the rest) if a loaded one changed."""
-    try:
-        result = load_landing(paths.landing_path, paths.warehouse_path)
-    except ChangedSegmentError as exc:
-        context.log.error(str(exc))
-        raise dg.Failure(
-            description=str(exc),
-            metadata={"changed_segments": ", ".join(exc.changed), **_load_metadata(exc.result)},
-        ) from exc
-    # The new rows' payloads against their contracts (the payload contract checks read it).
-    contract = check_new_deliveries(paths.warehouse_path)
-    hand_off(paths.engine, paths.warehouse_path)
-    context.log.info(
-        f"loaded {result.rows_loaded} rows from {result.segments_loaded} new segment(s), "
-        f"rejected {result.rows_rejected} line(s); "
-        f"{contract.deviating_rows} deviate from their payload contract"
+def raw_freshness(project: DbtProject) -> tuple[timedelta, timedelta | None]:
+    """(fail after, warn after) for ``raw.edume_events``: the dbt source's own freshness
+    (``error_after`` / ``warn_after`` in ``_edume__sources.yml``), else 24 h with no warning."""
+    manifest = json.loads(Path(project.manifest_path).read_text())
+    freshness = (manifest.get("sources", {}).get(RAW_SOURCE_ID) or {}).get("freshness") or {}
+
+    def window(key: str) -> timedelta | None:
+        spec = freshness.get(key) or {}
+        if not spec.get("count") or spec.get("period") not in _DBT_PERIODS:
+            return None
+        return timedelta(**{_DBT_PERIODS[spec["period"]]: spec["count"]})
+
+    return window("error_after") or DEFAULT_FRESH_WITHIN, window("warn_after")
+
+
+def build_raw_asset(project: DbtProject) -> dg.AssetsDefinition:
+    """The loader as an asset; its freshness policy (evaluated by the daemon, no run needed) comes
+    from the dbt source's freshness."""
+    fail_after, warn_after = raw_freshness(project)
+    if warn_after is not None and warn_after >= fail_after:
+        warn_after = None  # Dagster requires warn < fail; the failure alone then speaks
+
+    @dg.asset(
+        key=RAW_EVENTS,
+        group_name="raw",
+        kinds={"duckdb"},
+        owners=OWNERS,
+        tags={"edume/layer": "raw"},
+        pool=WAREHOUSE_POOL,
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=fail_after, warn_window=warn_after
+        ),
+        description="One row per landed delivery line, loaded exactly once per sealed segment.",
     )
-    return dg.MaterializeResult(
-        metadata={**_load_metadata(result), "contract_deviating_rows": contract.deviating_rows}
-    )
+    def raw_edume_events(
+        context: dg.AssetExecutionContext, paths: EdumePaths
+    ) -> dg.MaterializeResult:
+        """Load every new sealed segment; fail (after loading the rest) if a loaded one changed."""
+        try:
+            result = load_landing(paths.landing_path, paths.warehouse_path)
+        except ChangedSegmentError as exc:
+            context.log.error(str(exc))
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"changed_segments": ", ".join(exc.changed), **_load_metadata(exc.result)},
+            ) from exc
+        # The new rows' payloads against their contracts (the payload contract checks read it).
+        contract = check_new_deliveries(paths.warehouse_path)
+        hand_off(paths.engine, paths.warehouse_path)
+        context.log.info(
+            f"loaded {result.rows_loaded} rows from {result.segments_loaded} new segment(s), "
+            f"rejected {result.rows_rejected} line(s); "
+            f"{contract.deviating_rows} deviate from their payload contract"
+        )
+        return dg.MaterializeResult(
+            metadata={**_load_metadata(result), "contract_deviating_rows": contract.deviating_rows}
+        )
+
+    return raw_edume_events
 
 
 def _load_metadata(result: Any) -> dict[str, int]:
@@ -66,25 +121,95 @@ def _load_metadata(result: Any) -> dict[str, int]:
     }
 
 
-def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
-    """``@dbt_assets`` over every model, seed and test of ``project`` (its manifest must exist)."""
+class EdumeDbtTranslator(DagsterDbtTranslator):
+    """A dbt node's group is its folder under ``models/`` (seeds join the marts they feed);
+    every node gets the project's owners and an ``edume/layer`` tag naming that group."""
 
-    @dbt_assets(manifest=project.manifest_path, project=project, name="edume_dbt_models")
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return dbt_group(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        return OWNERS
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        tags = super().get_tags(dbt_resource_props)
+        return {**tags, "edume/layer": dbt_group(dbt_resource_props)}
+
+
+def dbt_group(dbt_resource_props: Mapping[str, Any]) -> str:
+    """``models/<folder>/...`` -> ``<folder>``; seeds -> ``marts`` (their schema)."""
+    if dbt_resource_props["resource_type"] == "seed":
+        return "marts"
+    fqn = dbt_resource_props["fqn"]  # [project, folder, ..., name]
+    return fqn[1] if len(fqn) > 2 else "marts"
+
+
+class DbtBuildConfig(dg.Config):
+    """Run config of the dbt step (``materialize --full-refresh`` sets it)."""
+
+    full_refresh: bool = False
+
+
+def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
+    """``@dbt_assets`` over every model, seed and test of ``project`` (its manifest must exist).
+
+    Per run, the step costs one ``dbt build`` process and nothing else that grows with the runs:
+    - dbt writes into the project's own target path (the one :class:`DbtProject` prepared its
+      manifest in), not dagster-dbt's default fresh directory per invocation, so dbt's partial
+      parsing (``partial_parse.msgpack``) carries over from run to run;
+    - dagster-dbt asks ``dbt --version`` once per :class:`DbtCliResource` object (a cached
+      property); the Definitions hold one resource object, so a warm process (``live``) pays it
+      once, not per run;
+    - row counts (tables and incremental models; views are exempt, counting one runs its query)
+      and column schemas are read after dbt exits, through one read-only adapter connection that
+      dbt-duckdb closes (``keep_open: false`` in profiles.yml), so no DuckDB handle outlives the
+      step.
+    """
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name=DBT_OP,
+        dagster_dbt_translator=EdumeDbtTranslator(),
+        pool=WAREHOUSE_POOL,
+    )
     def edume_dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, paths: EdumePaths
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        paths: EdumePaths,
+        config: DbtBuildConfig,
     ) -> Iterator[Any]:
         # dagster-dbt hands dbt this process's environment: profiles.yml needs an absolute
         # warehouse path and the engine, whatever directory dbt runs in.
         os.environ.update(paths.dbt_env())
         with warehouse_lock(paths.warehouse_path, on_wait=context.log.warning):
-            yield from dbt.cli(DBT_BUILD_ARGS, context=context).stream()
+            invocation = dbt.cli(
+                [*DBT_BUILD_ARGS, *(["--full-refresh"] if config.full_refresh else [])],
+                context=context,
+                target_path=Path(project.target_path),
+            )
+            built = DbtEventIterator(_log_progress(context, invocation.stream()), invocation)
+            yield from built.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
 
     return edume_dbt_models
 
 
+def _log_progress(context: dg.AssetExecutionContext, events: Iterator[Any]) -> Iterator[Any]:
+    """Pass ``events`` through, logging ``dbt progress N/TOTAL: model`` as each node is built."""
+    total = len(context.selected_asset_keys)
+    done = 0
+    for event in events:
+        if isinstance(event, dg.Output | dg.AssetMaterialization):
+            done += 1
+            name = event.metadata.get("unique_id")
+            label = name.value if name is not None else "?"
+            context.log.info(f"{DBT_PROGRESS_PREFIX} {done}/{total}: {label}")
+        yield event
+
+
 def mart_keys(dbt_models: dg.AssetsDefinition, project: DbtProject) -> list[dg.AssetKey]:
     """Keys of the dbt models under ``models/marts`` (all dbt assets if there is none yet)."""
-    manifest = json.loads(project.manifest_path.read_text())
+    manifest = json.loads(Path(project.manifest_path).read_text())
     names = sorted(
         node["name"]
         for node in manifest["nodes"].values()
@@ -92,6 +217,12 @@ def mart_keys(dbt_models: dg.AssetsDefinition, project: DbtProject) -> list[dg.A
     )
     keys = [get_asset_key_for_model([dbt_models], name) for name in names]
     return keys or list(dbt_models.keys)
+
+
+def _disk_usage(paths: Sequence[Path]) -> tuple[int, int]:
+    """(files, bytes) under ``paths`` (each a file, or a directory of partition files)."""
+    files = [p for path in paths for p in ([path] if path.is_file() else path.rglob("*.parquet"))]
+    return len(files), sum(p.stat().st_size for p in files)
 
 
 def build_export_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -102,17 +233,23 @@ def build_export_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         deps=list(upstream),
         group_name="exports",
         kinds={"parquet"},
-        description="Each mart as <export_dir>/<mart>.parquet; query.duckdb: views over them.",
+        owners=OWNERS,
+        tags={"edume/layer": "exports"},
+        pool=WAREHOUSE_POOL,
+        description="Each mart as parquet under the export dir; query.duckdb: views over them.",
     )
     def exported_marts(
         context: dg.AssetExecutionContext, paths: EdumePaths
     ) -> dg.MaterializeResult:
         result = export_marts(paths.warehouse_path, paths.export_path, paths.engine)
+        files, size = _disk_usage([Path(p) for p in result.parquet_files])
         context.log.info(f"exported {len(result.parquet_files)} mart(s) to {paths.export_dir}")
         return dg.MaterializeResult(
             metadata={
                 "export_dir": dg.MetadataValue.path(paths.export_dir),
                 "query_file": dg.MetadataValue.path(str(result.query_file)),
+                "files_written": files,
+                "bytes_written": size,
                 **{f"rows/{name}": count for name, count in sorted(result.rows.items())},
             }
         )

@@ -14,10 +14,6 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from pipeline.settings import DBT_PROJECT_DIR, Settings, load_settings
 
-# Every run that writes the warehouse carries this tag; the instance (dagster_home/dagster.yaml)
-# lets one run with it execute at a time, so two sensor ticks or a tick and a manual run queue.
-WRITER_TAG = {"edume/warehouse": "writer"}
-
 
 class EdumePaths(dg.ConfigurableResource):
     """The landing dir (read), the DuckDB warehouse (written) and the export dir (written)."""

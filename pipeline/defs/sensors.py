@@ -1,23 +1,29 @@
 """A sensor on the landing directory: newly sealed segments trigger a pipeline run.
 
-Each tick lists the sealed segments (never the open ones) and requests ONE run for all segments
-sealed since the previous tick, so a burst after downtime queues one run, not hundreds. The run key
-is derived from those segment names, so a retried tick cannot start the same run twice; the
-cursor remembers the newest change time seen. A segment the sensor missed is still loaded by the
-next run or the hourly schedule: the loader always loads every sealed, unloaded segment.
+Each tick asks :func:`pipeline.loader.landing_watch.new_segments` for the segments sealed since
+its cursor (never the open ones) and requests ONE run for all of them, so a burst after downtime
+queues one run, not hundreds. The run key is derived from those segment names, so a retried tick
+cannot start the same run twice. A tick is skipped, its cursor kept, while the live worker runs or
+a run of the job is queued or starting (:mod:`pipeline.defs.run_gate`); segments sealed before the
+newest run started are left to that run. A segment the sensor missed is still loaded by the next
+run or the hourly schedule: the loader always loads every sealed, unloaded segment.
 """
 
 import hashlib
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,  # the type define_asset_job returns; not exported by dagster
-)
 
+from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
 from pipeline.defs.resources import EdumePaths
+from pipeline.defs.run_gate import (
+    last_run_start_ns,
+    live_worker_skip,
+    segments_sealed_since,
+    waiting_run_skip,
+)
 from pipeline.loader.landing_watch import Cursor, new_segments
 
-SENSOR_INTERVAL_S = 30
+SENSOR_INTERVAL_S = 5
 
 
 def run_key(segments: list[str]) -> str:
@@ -25,9 +31,9 @@ def run_key(segments: list[str]) -> str:
     return f"segments-{len(segments)}-{digest}"
 
 
-def build_landing_sensor(job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_landing_sensor() -> dg.SensorDefinition:
     @dg.sensor(
-        job=job,
+        job_name=PIPELINE_JOB,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs the pipeline when the receiver seals new landing segments.",
@@ -36,9 +42,23 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition) -> dg.SensorDefiniti
         landing_dir = paths.landing_path
         if not landing_dir.is_dir():
             return dg.SensorResult(skip_reason=f"landing dir {landing_dir} does not exist yet")
+        busy = live_worker_skip(paths.warehouse_path) or waiting_run_skip(
+            context.instance, [PIPELINE_JOB, AS_OF_REFRESH_JOB]
+        )
+        if busy:
+            return dg.SensorResult(skip_reason=busy)
         segments, cursor = new_segments(landing_dir, Cursor.parse(context.cursor))
         if not segments:
             return dg.SensorResult(skip_reason="no newly sealed segment")
+        since = last_run_start_ns(context.instance, PIPELINE_JOB)
+        if since is not None:
+            uncovered = set(segments_sealed_since(landing_dir, since))
+            segments = [name for name in segments if name in uncovered]
+        if not segments:
+            return dg.SensorResult(
+                skip_reason="the newest run started after these segments were sealed",
+                cursor=cursor.dump(),
+            )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pipeline.settings import DBT_PROJECT_DIR, REPO_ROOT
 
-MATERIALIZE_TIMEOUT_S = 300
+# A deadline, not a speed target: a broken run fails instead of hanging the suite. A run takes
+# about a minute on a quiet 2-core machine, several when it is shared.
+MATERIALIZE_TIMEOUT_S = 600
 
 
 @dataclass
@@ -41,13 +43,19 @@ class Pipeline:
         )
         return env
 
-    def command(self) -> list[str]:
-        cli = [sys.executable, "-m", "pipeline.cli", "materialize"]
-        return [*cli, "--dbt-project-dir", str(self.dbt_project)]
+    @property
+    def log_file(self) -> Path:
+        """Where materialize writes its full log (``--log-file``)."""
+        return self.root / "materialize.log"
 
-    def materialize(self) -> subprocess.CompletedProcess[str]:
+    def command(self, *options: str) -> list[str]:
+        cli = [sys.executable, "-m", "pipeline.cli", "materialize", *options]
+        return [*cli, "--dbt-project-dir", str(self.dbt_project), "--log-file", str(self.log_file)]
+
+    def materialize(self, *options: str) -> subprocess.CompletedProcess[str]:
+        """A run with ``options``; its output is the progress view and the summary."""
         return subprocess.run(
-            self.command(),
+            self.command(*options),
             cwd=REPO_ROOT,
             env=self.env(),
             capture_output=True,
@@ -56,14 +64,15 @@ class Pipeline:
         )
 
     def start(self, log: Path) -> subprocess.Popen[bytes]:
-        """Start a run in the background, its output to ``log`` (a pipe could fill and block it).
+        """Start a run in the background, its full log (``--verbose``) to ``log`` (a pipe could
+        fill and block it).
 
         The run leads its own process group (dbt runs in a child process), so a test can kill
         the whole run with ``os.killpg``.
         """
         with open(log, "w") as out:
             return subprocess.Popen(
-                self.command(),
+                self.command("--verbose"),
                 cwd=REPO_ROOT,
                 env=self.env(),
                 stdout=out,

@@ -1,8 +1,10 @@
-"""The one Definitions: raw, dbt and export assets, checks, the job, sensor and schedule."""
+"""The one Definitions: raw, dbt and export assets in their groups, checks, jobs, sensor,
+schedules; the instance's one-writer pool; the `dg` and `dagster` CLIs load the same location."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,12 +14,13 @@ import dagster as dg
 import pytest
 
 from pipeline.definitions import build_definitions
-from pipeline.defs.assets import EXPORTS, RAW_EVENTS
-from pipeline.defs.jobs import PIPELINE_JOB
-from pipeline.defs.resources import WRITER_TAG, edume_dbt_project, prepare_dbt_project
+from pipeline.defs.assets import EXPORTS, RAW_EVENTS, WAREHOUSE_POOL
+from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
+from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.settings import REPO_ROOT, load_settings
 
-DAGSTER = str(Path(sys.executable).parent / "dagster")
+BIN = Path(sys.executable).parent
+CLI_TIMEOUT_S = 600  # loading parses the dbt project: minutes on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +55,66 @@ def test_export_asset_depends_on_the_marts(repository: dg.RepositoryDefinition) 
     assert {key.path[0] for key in parents} == {"marts"}
 
 
-def test_pipeline_job_selects_every_asset_and_carries_the_writer_tag(
+def test_no_asset_sits_in_the_default_group_and_the_layers_read_like_the_readme(
+    repository: dg.RepositoryDefinition,
+) -> None:
+    graph = repository.asset_graph
+    groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+
+    assert "default" not in set(groups.values())
+    assert {"raw", "staging", "intermediate", "marts", "exports"} <= set(groups.values())
+    assert groups[RAW_EVENTS] == "raw"
+    assert groups[EXPORTS] == "exports"
+    # A dbt model's group is its folder, which is also its schema's name here.
+    assert all(group == key.path[0] for key, group in groups.items() if key.path[0] != "raw")
+
+
+def test_every_asset_has_an_owner_and_a_layer_tag(repository: dg.RepositoryDefinition) -> None:
+    graph = repository.asset_graph
+    nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
+
+    assert all(node.owners for node in nodes)
+    assert all(node.tags.get("edume/layer") == node.group_name for node in nodes)
+
+
+def test_every_asset_is_in_the_one_writer_pool(repository: dg.RepositoryDefinition) -> None:
+    graph = repository.asset_graph
+    pools = {key: graph.get(key).pools for key in graph.get_all_asset_keys()}
+
+    assert {key: pool for key, pool in pools.items() if pool != {WAREHOUSE_POOL}} == {}
+
+
+def test_raw_asset_has_a_freshness_policy_the_daemon_evaluates(
+    repository: dg.RepositoryDefinition,
+) -> None:
+    policy = repository.asset_graph.get(RAW_EVENTS).freshness_policy
+
+    assert isinstance(policy, dg.FreshnessPolicy)
+
+
+def test_jobs_run_in_process_and_the_pipeline_job_selects_every_asset(
     repository: dg.RepositoryDefinition,
 ) -> None:
     job = repository.get_job(PIPELINE_JOB)
+    refresh = repository.get_job(AS_OF_REFRESH_JOB)
 
-    assert WRITER_TAG.items() <= job.tags.items()
+    assert job.executor_def is dg.in_process_executor
+    assert refresh.executor_def is dg.in_process_executor
     assert job.asset_layer.selected_asset_keys == repository.asset_graph.get_all_asset_keys()
+    assert RAW_EVENTS not in refresh.asset_layer.selected_asset_keys
+    assert EXPORTS in refresh.asset_layer.selected_asset_keys
 
 
-def test_sensor_and_hourly_schedule_target_the_pipeline_job(
+def test_sensor_and_hourly_schedules_target_their_jobs(
     repository: dg.RepositoryDefinition,
 ) -> None:
     sensor = repository.get_sensor_def("landing_sensor")
-    schedule = repository.get_schedule_def("hourly_pipeline")
+    pipeline = repository.get_schedule_def("hourly_pipeline")
+    refresh = repository.get_schedule_def("hourly_as_of_refresh")
 
     assert sensor.job_name == PIPELINE_JOB
-    assert (schedule.job_name, schedule.cron_schedule) == (PIPELINE_JOB, "7 * * * *")
+    assert (pipeline.job_name, pipeline.cron_schedule) == (PIPELINE_JOB, "7 * * * *")
+    assert (refresh.job_name, refresh.cron_schedule) == (AS_OF_REFRESH_JOB, "7 * * * *")
 
 
 def test_checks_cover_freshness_rejects_and_unknown_event_types(
@@ -79,34 +125,70 @@ def test_checks_cover_freshness_rejects_and_unknown_event_types(
     assert {"raw_events_are_fresh", "rejected_lines_are_rare", "no_unknown_event_types"} <= names
 
 
-def test_workspace_loads_with_the_dagster_cli_and_the_queued_instance(tmp_path: Path) -> None:
+def cli_env(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {
+    return {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "DAGSTER_IS_DEV_CLI": "1",  # as under `dagster dev`: prepare_if_dev parses the project
+        "VIRTUAL_ENV": str(BIN.parent),  # as when the venv is activated: dg uses this Python
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
         "EDUME_WAREHOUSE": str(tmp_path / "edume.duckdb"),
     }
 
+
+def test_dg_check_defs_passes(tmp_path: Path) -> None:
     done = subprocess.run(
-        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        [str(BIN / "dg"), "check", "defs"],
         cwd=REPO_ROOT,
-        env=env,
+        env=cli_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=CLI_TIMEOUT_S,
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Validation successful for code location edume." in done.stdout + done.stderr
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
 
 
-def test_instance_queues_writer_runs_one_at_a_time(tmp_path: Path) -> None:
+def test_workspace_yaml_and_the_dg_project_name_the_same_code_location(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT,
+        env={**cli_env(tmp_path), "DAGSTER_IS_DEV_CLI": "1"},  # prepare_if_dev parses dbt
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "location_name: edume" in (REPO_ROOT / "workspace.yaml").read_text()
+    assert 'code_location_name = "edume"' in pyproject
+    assert 'code_location_target_module = "pipeline.definitions"' in pyproject
+    assert "module_name: pipeline.definitions" in (REPO_ROOT / "workspace.yaml").read_text()
+
+
+def test_instance_starts_one_warehouse_run_at_a_time_through_a_run_granularity_pool(
+    tmp_path: Path,
+) -> None:
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
 
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        pools = instance.get_concurrency_config().pool_config
 
-    assert {"key": "edume/warehouse", "value": "writer", "limit": 1} in limits
+    assert pools.pool_granularity.value == "run"
+    assert pools.default_pool_limit == 1
+
+
+def test_no_module_imports_dagster_private_core() -> None:
+    private = re.compile(r"^\s*(from|import)\s+dagster\._core", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for folder in ("pipeline", "tests", "bench")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        if private.search(path.read_text(encoding="utf-8"))
+    ]
+
+    assert offenders == []
