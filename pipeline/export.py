@@ -23,10 +23,13 @@ Contract of :func:`export_marts`:
 - ``<export_dir>/query.duckdb`` holds one view per exported relation: the marts under their own
   names (the same view names whatever the layout), the others in schemas ``quality`` and
   ``reporting``, with the warehouse's comments on views and columns (dbt's ``persist_docs``) so
-  ``DESCRIBE`` and BI tools show what a column means. Views read the files by absolute path
-  (a partitioned mart through its link, so a connection held open follows new batches). The
-  file is rebuilt aside and renamed too. It never touches the warehouse, so analysts open it
-  (read-only) at any time, even while a run holds the warehouse, without a lock error.
+  ``DESCRIBE`` and BI tools show what a column means. Views read the files by absolute path; a
+  partitioned mart's view reads its current version directory itself, not the link, so a query
+  never lists one version and opens another: a connection sees the version that was current
+  when it opened ``query.duckdb`` (reopen it to see a newer batch; a version stays
+  ``KEEP_SUPERSEDED_S`` after it is superseded). The file is rebuilt aside and renamed too. It
+  never touches the warehouse, so analysts open it (read-only) at any time, even while a run
+  holds the warehouse, without a lock error.
 - Files a killed export left aside (``.<name>.<pid>.tmp``, DuckDB's ``.wal`` beside one, and
   unfinished version directories) are removed by the next export once their process is gone; a
   running export's are left alone.
@@ -81,8 +84,12 @@ DESIGNED_MARTS = (
     "fct_training_compliance",
 )
 # Marts of one row per event: exported by month of occurrence, only touched months rewritten.
-# occurred_at is the envelope timestamp (stg_edume__learner_events), raw's event_timestamp.
-MONTHLY_MARTS = (MonthlyMart("fct_learner_activity", "occurred_at", "event_timestamp"),)
+# Its learner_event_id is the delivery_id of raw.edume_events.
+MONTHLY_MARTS = (
+    MonthlyMart(
+        "fct_learner_activity", "occurred_at", key="learner_event_id", raw_key="delivery_id"
+    ),
+)
 _SPARK_WAREHOUSE_ALIAS = "edume_warehouse"
 
 # What _write_parquet, write_query_file and a link swap write before the rename (plus DuckDB's
@@ -315,7 +322,7 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
                     if schema == MARTS_SCHEMA and name in monthly:
                         done = export_monthly(con, monthly[name], export_dir, select_sql, raw)
                         reader = (
-                            f"read_parquet({_literal(parquet_glob(done.link.absolute()))}, "
+                            f"read_parquet({_literal(parquet_glob(done.version_dir.absolute()))}, "
                             "hive_partitioning = false)"
                         )
                         paths.append(done.link)

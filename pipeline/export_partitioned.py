@@ -21,11 +21,12 @@ Contract of :func:`export_monthly`:
 - **A reader sees one batch's version, never a mix.** A version directory is complete before it
   becomes visible, never changes afterwards, and is published by replacing the link with one
   ``rename(2)``; the watermark lives inside the version, so it is committed by the same rename,
-  and an export killed before it redoes its work. Every file name carries its version (hard links
-  included), so a reader that listed one version and opens files after the swap gets "file not
-  found" (and retries) instead of silently reading a mix. A reader that wants to pin a snapshot
-  resolves the link once (``os.path.realpath``): a superseded version stays at least
-  ``KEEP_SUPERSEDED_S`` seconds.
+  and an export killed before it redoes its work. A reader resolves the link once and reads that
+  directory (``query.duckdb``'s view names the version directory itself; a BI tool resolves
+  ``os.path.realpath``): a superseded version stays at least ``KEEP_SUPERSEDED_S`` seconds, so
+  a query that started on it finishes on it. Every file name also carries its version (hard links
+  included), so a tool that lists through the link while a batch lands gets "file not found"
+  (and retries) rather than the old and new files of one month together.
 - Files a killed export left (``.v<n>.<pid>.tmp`` directories) are removed by the next export
   once their process is gone (:func:`remove_stale_versions`).
 
@@ -57,17 +58,27 @@ KEEP_SUPERSEDED_S = 300.0
 _VERSION = re.compile(r"v(?P<number>[0-9]{8})")
 _ASIDE_VERSION = re.compile(r"\.v[0-9]{8}\.(?P<pid>[0-9]+)\.tmp")
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+# A month gets one more file per micro-batch that adds rows to it; at this many it is rewritten
+# as one file (compaction: its cost is shared by the batches that added the files).
+MAX_FILES_PER_MONTH = 32
+# Small row groups: looking rows up by timestamp reads only the groups whose range holds it.
+ROW_GROUP_ROWS = 16_384
+# Temp tables of one export's connection: the mart's rows for the keys loaded since the
+# watermark, the current version's rows for those keys, and the rows to append.
+_CANDIDATES = "_edume_export_candidates"
+_EXPORTED = "_edume_export_exported"
+_NEW_ROWS = "_edume_export_new_rows"
 
 
 @dataclass(frozen=True)
 class MonthlyMart:
-    """A mart exported by month: ``month_column`` names the partition; it is derived from the raw
-    table's ``raw_month_column``, which finds the months a load touched without scanning the
-    mart."""
+    """A mart exported by month of ``month_column``, with one row per ``key``, which is the raw
+    table's ``raw_key`` (so the rows a load touched are found from the raw rows it loaded)."""
 
     name: str
     month_column: str
-    raw_month_column: str
+    key: str
+    raw_key: str
 
 
 @dataclass(frozen=True)
@@ -96,9 +107,9 @@ def versions_dir(export_dir: Path, name: str) -> Path:
     return export_dir / f".{name}.versions"
 
 
-def parquet_glob(link: Path) -> str:
-    """The glob a reader uses for every file of the current version (through the link)."""
-    return str(link / f"{PARTITION_PREFIX}*" / "*.parquet")
+def parquet_glob(version_dir: Path) -> str:
+    """The glob of every parquet file of a version (or of the current one, through the link)."""
+    return str(version_dir / f"{PARTITION_PREFIX}*" / "*.parquet")
 
 
 def export_monthly(
@@ -109,9 +120,9 @@ def export_monthly(
     raw_relation: str | None,
 ) -> MonthlyExport:
     """Export ``select_sql`` (the mart's rows, BI-typed) as a new version of ``spec.name`` under
-    ``export_dir``, rewriting only the months touched since the previous export (all of them
-    when ``raw_relation`` is None: no watermark without a raw table). Returns what it wrote; when
-    nothing was touched, no version is made and nothing is written."""
+    ``export_dir``, writing only what changed since the previous export (everything when
+    ``raw_relation`` is None: no watermark without a raw table). Returns what it wrote; when
+    nothing changed, no version is made and nothing is written."""
     link = export_dir / spec.name
     versions = versions_dir(export_dir, spec.name)
     versions.mkdir(exist_ok=True)
@@ -123,28 +134,29 @@ def export_monthly(
         if raw_relation
         else (None, 0)
     )
-    full = (
-        previous is None
-        or raw_relation is None
-        or previous.columns != columns
-        or not _watermark_matches(con, raw_relation, previous)
-    )
-    touched = None if full else _touched_months(con, spec, raw_relation, previous)
-    if touched == set() and sum(previous.months.values()) == mart_rows:
-        return MonthlyExport(link, link.resolve(), mart_rows, (), 0, (), False)
+    plan = None
+    if (
+        previous is not None
+        and raw_relation is not None
+        and previous.columns == columns
+        and _watermark_matches(con, raw_relation, previous)
+    ):
+        plan = _plan(con, spec, select_sql, raw_relation, previous, link, dict(columns))
+        if not plan.rewrite and not plan.appends and sum(previous.months.values()) == mart_rows:
+            return MonthlyExport(link, link.resolve(), mart_rows, (), 0, (), False)
 
     number = 1 if previous is None else previous.version + 1
     name = f"v{number:08d}"
     aside = versions / f".{name}.{os.getpid()}.tmp"
     final = versions / name
     try:
-        written, months = _build_version(con, spec, select_sql, aside, name, touched, previous)
-        if touched is not None and sum(months.values()) != mart_rows:
-            # The mart changed beyond the months the load touched (a full refresh with new
+        written, months = _build_version(con, spec, select_sql, aside, name, plan, previous, link)
+        if plan is not None and sum(months.values()) != mart_rows:
+            # The mart changed beyond the rows the load touched (a full refresh with new
             # logic, a build that failed before the previous export): rewrite every month.
             shutil.rmtree(aside)
-            touched = None
-            written, months = _build_version(con, spec, select_sql, aside, name, None, None)
+            plan = None
+            written, months = _build_version(con, spec, select_sql, aside, name, None, None, link)
         state = _State(number, loaded_at, int(raw_rows), columns, months)
         (aside / STATE_FILE).write_text(json.dumps(_state_json(state)))
         os.replace(aside, final)
@@ -152,9 +164,7 @@ def export_monthly(
         if aside.exists():  # only when the export failed before the rename
             shutil.rmtree(aside)
     _publish(link, final)
-    files = tuple(
-        path for month, _ in written for path in (final / f"{PARTITION_PREFIX}{month}").iterdir()
-    )
+    files = tuple(final / path.relative_to(aside) for path in written)
     remove_superseded_versions(versions, keep=final.name)
     return MonthlyExport(
         link=link,
@@ -162,21 +172,106 @@ def export_monthly(
         rows=sum(months.values()),
         files_written=files,
         bytes_written=sum(path.stat().st_size for path in files),
-        months_written=tuple(sorted(month for month, _ in written)),
-        full=touched is None,
+        months_written=tuple(
+            sorted({path.parent.name.removeprefix(PARTITION_PREFIX) for path in files})
+        ),
+        full=plan is None,
     )
 
 
-def _touched_months(
-    con: duckdb.DuckDBPyConnection, spec: MonthlyMart, raw_relation: str, previous: _State
-) -> set[str]:
+@dataclass(frozen=True)
+class _Plan:
+    """What a micro-batch changes: months rewritten from the mart (a row changed, or too many
+    files), and rows appended as a new file per month (temp table ``_NEW_ROWS``)."""
+
+    rewrite: set[str]
+    appends: dict[str, int]
+
+
+def _month_sql(spec: MonthlyMart) -> str:
+    return f"coalesce(strftime({_ident(spec.month_column)}, '%Y-%m'), '{NULL_MONTH}')"
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    spec: MonthlyMart,
+    select_sql: str,
+    raw_relation: str,
+    previous: _State,
+    link: Path,
+    types: dict[str, str],
+) -> _Plan:
+    """Compare the mart's rows for the deliveries loaded since the watermark with the current
+    version's: new rows are appended, a changed row rewrites its month. Reads the mart for those
+    keys only, and the current version's files only where their statistics say the keys' rows
+    can be (files are sorted by ``month_column``)."""
     where = "" if previous.loaded_at is None else "where loaded_at > $loaded_at"
     parameters = {} if previous.loaded_at is None else {"loaded_at": previous.loaded_at}
-    rows = con.execute(
-        f"select distinct strftime({spec.raw_month_column}, '%Y-%m') from {raw_relation} {where}",
-        parameters,
-    ).fetchall()
-    return {row[0] or NULL_MONTH for row in rows}
+    keys = [
+        row[0]
+        for row in con.execute(
+            f"select distinct {spec.raw_key} from {raw_relation} {where}", parameters
+        ).fetchall()
+    ]
+    if not keys:
+        return _Plan(set(), {})
+    key, stamp = _ident(spec.key), _ident(spec.month_column)
+    key_list = ", ".join(_literal(k) for k in sorted(keys))
+    con.execute(
+        f"create or replace temp table {_CANDIDATES} as select *, {_month_sql(spec)} as "
+        f"partition_month from ({select_sql}) where {key} in ({key_list})"
+    )
+    months = {
+        row[0]
+        for row in con.execute(f"select distinct partition_month from {_CANDIDATES}").fetchall()
+    }
+    files = [
+        str(path)
+        for month in sorted(months & previous.months.keys())
+        for path in sorted((link / f"{PARTITION_PREFIX}{month}").glob("*.parquet"))
+    ]
+    exported = f"select * exclude (partition_month) from {_CANDIDATES} limit 0"
+    if files:
+        stamps = ", ".join(
+            f"cast({_literal(row[0])} as {types[spec.month_column]})"
+            for row in con.execute(
+                f"select distinct cast({stamp} as varchar) from {_CANDIDATES} "
+                f"where {stamp} is not null"
+            ).fetchall()
+        )
+        stamp_filter = (
+            f"({stamp} in ({stamps}) or {stamp} is null)" if stamps else f"{stamp} is null"
+        )
+        exported = (
+            f"select * from read_parquet([{', '.join(_literal(f) for f in files)}], "
+            f"hive_partitioning = false) where {stamp_filter} and {key} in ({key_list})"
+        )
+    con.execute(f"create or replace temp table {_EXPORTED} as {exported}")
+    con.execute(
+        f"create or replace temp table {_NEW_ROWS} as select * from {_CANDIDATES} "
+        f"where {key} not in (select {key} from {_EXPORTED})"
+    )
+    changed = f"""
+        select {key} from (
+            select * exclude (partition_month) from {_CANDIDATES} except all
+            select * from {_EXPORTED})
+        where {key} in (select {key} from {_EXPORTED})"""
+    rewrite = {
+        row[0]
+        for row in con.execute(
+            f"select distinct partition_month from {_CANDIDATES} where {key} in ({changed})"
+        ).fetchall()
+    }
+    appends = {}
+    for month, rows in con.execute(
+        f"select partition_month, count(*) from {_NEW_ROWS} group by all"
+    ).fetchall():
+        folder = link / f"{PARTITION_PREFIX}{month}"
+        if len(list(folder.glob("*.parquet"))) >= MAX_FILES_PER_MONTH:
+            rewrite.add(month)  # compact: one file again
+        elif month not in rewrite:
+            appends[month] = int(rows)
+    return _Plan(rewrite, appends)
 
 
 def _build_version(
@@ -185,20 +280,38 @@ def _build_version(
     select_sql: str,
     destination: Path,
     name: str,
-    touched: set[str] | None,
+    plan: _Plan | None,
     previous: _State | None,
-) -> tuple[list[tuple[str, int]], dict[str, int]]:
-    """A new version's months under ``destination``: the ``touched`` ones (all when None)
-    written, the others hard-linked from ``previous``. Returns the months written with their
-    row counts, and every month's row count."""
-    written = _write_months(con, spec, select_sql, destination, name, touched)
-    months = dict(written)
-    if previous is not None and touched is not None:
-        current = destination.parent.parent / spec.name
-        for month, rows in previous.months.items():
-            if month not in touched:
-                _link_month(current / f"{PARTITION_PREFIX}{month}", destination, name)
-                months[month] = rows
+    link: Path,
+) -> tuple[list[Path], dict[str, int]]:
+    """A new version under ``destination``: every month written from the mart when ``plan`` is
+    None; else the plan's months rewritten, the others hard-linked from the current version
+    (``link``), and the plan's new rows appended as one more file in their month. Returns the
+    files written and every month's row count."""
+    rewrite = None if plan is None else plan.rewrite
+    months = dict(_write_months(con, spec, select_sql, destination, name, rewrite))
+    written = [
+        p
+        for month in months
+        for p in (destination / f"{PARTITION_PREFIX}{month}").glob("*.parquet")
+    ]
+    if plan is None or previous is None:
+        return written, months
+    for month, rows in previous.months.items():
+        if month not in plan.rewrite:
+            _link_month(link / f"{PARTITION_PREFIX}{month}", destination, name)
+            months[month] = rows
+    for month, rows in sorted(plan.appends.items()):
+        folder = destination / f"{PARTITION_PREFIX}{month}"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}_{len(list(folder.glob('*.parquet')))}.parquet"
+        con.execute(
+            f"copy (select * exclude (partition_month) from {_NEW_ROWS} where partition_month = "
+            f"{_literal(month)} order by {_ident(spec.month_column)}) to {_literal(str(path))} "
+            "(format parquet, compression zstd)"
+        )
+        months[month] = months.get(month, 0) + rows
+        written.append(path)
     return written, months
 
 
@@ -212,18 +325,23 @@ def _write_months(
 ) -> list[tuple[str, int]]:
     """Write the ``touched`` months (every month when None) of the mart under ``destination``,
     one directory per month; return each written month and its row count."""
-    month = f"coalesce(strftime(\"{spec.month_column}\", '%Y-%m'), '{NULL_MONTH}')"
+    destination.mkdir()
+    if touched == set():
+        return []
     where = ""
     if touched is not None:
         # Months come from strftime above or NULL_MONTH, so the literals cannot carry SQL.
         assert all(_MONTH.fullmatch(m) or m == NULL_MONTH for m in touched)
         where = "where partition_month in (" + ", ".join(f"'{m}'" for m in sorted(touched)) + ")"
-    destination.mkdir()
     location = str(destination).replace("'", "''")
-    query = f"select * from (select *, {month} as partition_month from ({select_sql})) {where}"
+    query = (
+        f"select * from (select *, {_month_sql(spec)} as partition_month from ({select_sql})) "
+        f"{where} order by {_ident(spec.month_column)}"
+    )
     con.execute(
         f"copy ({query}) to '{location}' (format parquet, compression zstd, "
-        f"partition_by (partition_month), filename_pattern '{name}_{{i}}')"
+        f"partition_by (partition_month), filename_pattern '{name}_{{i}}', "
+        f"row_group_size {ROW_GROUP_ROWS})"
     )
     # DuckDB names each directory after the partition column: rename to month=YYYY-MM.
     counts = []
@@ -236,6 +354,14 @@ def _write_months(
         ).fetchone()
         counts.append((value, int(rows)))
     return counts
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _link_month(previous: Path, destination: Path, name: str) -> None:

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from export_schema import arrow_type, bi_problems, read_export
 
+from pipeline import export_partitioned
 from pipeline.export import export_marts
 from pipeline.export_partitioned import KEEP_SUPERSEDED_S, remove_superseded_versions
 from pipeline.loader.ndjson import DDL
@@ -137,14 +138,18 @@ class ActivityWarehouse:
             con.execute(DDL)
             con.execute("create schema if not exists marts")
 
-    def load(self, stamps: list[str], *, redeliver: int = 0) -> None:
-        """One loader batch: a new event per timestamp, plus ``redeliver`` copies of bodies
-        already loaded; then the mart rebuilt."""
+    def load(
+        self, stamps: list[str], *, redeliver: int = 0, received_at: str | None = None
+    ) -> None:
+        """One loader batch: a new event per timestamp, plus ``redeliver`` copies of the
+        earliest bodies already loaded (received at ``received_at``, else now); then the mart
+        rebuilt."""
         self.batches += 1
         batch = self.batches
         with duckdb.connect(str(self.path)) as con:
             con.execute("set TimeZone = 'UTC'")
             loaded_at = f"timestamp '2026-12-01 00:00:00' + to_seconds({batch})"
+            copy_received_at = f"timestamp '{received_at}'" if received_at else loaded_at
             con.execute(
                 f"""insert into raw.edume_events (delivery_id, received_at, auth_mode,
                     event_type, event_timestamp, body, segment, line_number, loaded_at)
@@ -156,8 +161,8 @@ class ActivityWarehouse:
             con.execute(
                 f"""insert into raw.edume_events (delivery_id, received_at, auth_mode,
                     event_type, event_timestamp, body, segment, line_number, loaded_at)
-                select delivery_id, {loaded_at}, auth_mode, event_type, event_timestamp, body,
-                    'segment-{batch}', line_number + 1000000, {loaded_at}
+                select delivery_id, {copy_received_at}, auth_mode, event_type, event_timestamp,
+                    body, 'segment-{batch}', line_number + 1000000, {loaded_at}
                 from (select * from raw.edume_events where loaded_at < {loaded_at}
                       order by event_timestamp limit {redeliver})"""
             )
@@ -217,21 +222,39 @@ def test_a_large_fact_is_exported_as_monthly_partitions_behind_the_same_view(
     assert columns == ["learner_event_id", "occurred_at", "received_at", "score"]  # no `month`
 
 
-def test_a_micro_batch_rewrites_only_the_months_it_touched_and_links_the_rest(
+def test_a_micro_batch_appends_its_new_rows_and_links_every_untouched_file(
     tmp_path: Path, activity: ActivityWarehouse
 ) -> None:
     exports = tmp_path / "exports"
     export_marts(activity.path, exports)
     before = {month: files[0].stat().st_ino for month, files in month_files(exports).items()}
-    activity.load(["2024-02-28 08:00:00"], redeliver=2)  # an old month, out of order
+    # A new event in an old month (out of order), and two re-deliveries that change no row.
+    activity.load(["2024-02-28 08:00:00"], redeliver=2)
 
     result = export_marts(activity.path, exports)
 
-    touched = {p.parent.name for p in result.files_written if p.parent.name.startswith("month=")}
-    assert touched == {"month=2024-01", "month=2024-02"}  # the new event's and the re-deliveries'
-    after = {month: files[0].stat().st_ino for month, files in month_files(exports).items()}
-    assert after["month=2024-03"] == before["month=2024-03"]  # the same file, hard-linked
-    assert after["month=2024-02"] != before["month=2024-02"]
+    (written,) = result.files_written
+    assert written.parent.name == "month=2024-02"
+    assert written.stat().st_size == result.bytes_written
+    after = month_files(exports)
+    assert {month: files[0].stat().st_ino for month, files in after.items()} == before
+    assert len(after["month=2024-02"]) == 2  # the old file, linked, and the appended one
+    assert exported_rows(exports) == activity.rows()
+
+
+def test_a_changed_row_rewrites_its_month_as_one_file(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    # A copy received earlier than the one loaded (its segment was loaded late): the row's
+    # received_at changes, in month 2024-01.
+    activity.load([], redeliver=1, received_at="2023-12-31 00:00:00")
+
+    result = export_marts(activity.path, exports)
+
+    assert {p.parent.name for p in result.files_written} == {"month=2024-01"}
+    assert len(month_files(exports)["month=2024-01"]) == 1
     assert exported_rows(exports) == activity.rows()
 
 
@@ -322,18 +345,13 @@ def test_a_reader_sees_one_batch_version_never_a_mix_of_two(
     export_marts(activity.path, exports)
     committed = {len(exported_rows(exports))}
     answers: list[int] = []
-    errors: list[str] = []
     done = threading.Event()
 
     def read() -> None:
-        with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
-            while not done.is_set():
-                try:
-                    answers.append(
-                        con.execute("select count(*) from fct_learner_activity").fetchone()[0]
-                    )
-                except duckdb.IOException as exc:  # listed one version, opened the next
-                    errors.append(str(exc))
+        while not done.is_set():  # a new connection each time, as a polling analyst does
+            with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+                query = "select count(*) from fct_learner_activity"
+                answers.append(con.execute(query).fetchone()[0])
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -346,9 +364,22 @@ def test_a_reader_sees_one_batch_version_never_a_mix_of_two(
         done.set()
         reader.join()
 
-    assert answers, "the reader never got an answer"
-    assert set(answers) <= committed
-    assert len(set(answers)) > 1, "the reader never saw a new batch through its open connection"
+    assert set(answers) <= committed, sorted(set(answers) - committed)
+    assert len(set(answers)) > 1, "the reader never saw a new batch"
+
+
+def test_a_connection_keeps_its_snapshot_while_batches_land(
+    tmp_path: Path, activity: ActivityWarehouse
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        before = con.execute("select count(*) from fct_learner_activity").fetchone()
+        activity.load(["2024-01-02 00:00:00"])
+        export_marts(activity.path, exports)
+
+        assert con.execute("select count(*) from fct_learner_activity").fetchone() == before
+    assert len(exported_rows(exports)) == before[0] + 1
 
 
 # --- quality and reporting, comments, and what pyarrow reads ------------------------------------
@@ -455,3 +486,19 @@ def test_pyarrow_reads_every_export_with_the_declared_columns_and_bi_types(
     assert activity_table.num_rows == len(activity.rows())
     for name, path in relations.items():
         assert bi_problems(read_export(path).schema) == [], name
+
+
+def test_a_month_with_too_many_appended_files_is_compacted_into_one(
+    tmp_path: Path, activity: ActivityWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_partitioned, "MAX_FILES_PER_MONTH", 3)
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    counts = []
+    for day in range(10, 14):
+        activity.load([f"2024-03-{day} 00:00:00"])
+        export_marts(activity.path, exports)
+        counts.append(len(month_files(exports)["month=2024-03"]))
+
+    assert counts == [2, 3, 1, 2]
+    assert exported_rows(exports) == activity.rows()
