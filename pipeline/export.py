@@ -169,6 +169,15 @@ def list_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     return list_relations(con, MARTS_SCHEMA)
 
 
+def mart_parquet_glob(export_dir: Path, name: str) -> str:
+    """What ``read_parquet`` reads for mart ``name`` exported to ``export_dir``: its file, or every
+    file of its monthly folder's current version (read with ``hive_partitioning = false`` to get
+    the mart's columns alone)."""
+    if name in {spec.name for spec in MONTHLY_MARTS} and (Path(export_dir) / name).is_dir():
+        return parquet_glob(Path(export_dir) / name)
+    return str(Path(export_dir) / f"{name}.parquet")
+
+
 def _comments(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> Comments:
     """The warehouse's persisted comments on ``schema.name`` (dbt's persist_docs)."""
     relation = con.execute(

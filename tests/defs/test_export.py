@@ -14,7 +14,7 @@ import pytest
 from export_schema import arrow_type, bi_problems, read_export
 
 from pipeline import export_partitioned
-from pipeline.export import export_marts
+from pipeline.export import export_marts, mart_parquet_glob
 from pipeline.export_partitioned import KEEP_SUPERSEDED_S, remove_superseded_versions
 from pipeline.loader.ndjson import DDL
 from pipeline.settings import REPO_ROOT
@@ -502,3 +502,17 @@ def test_a_month_with_too_many_appended_files_is_compacted_into_one(
 
     assert counts == [2, 3, 1, 2]
     assert exported_rows(exports) == activity.rows()
+
+
+def test_mart_parquet_glob_reads_a_mart_whatever_its_layout(
+    tmp_path: Path, activity: ActivityWarehouse, warehouse: Path
+) -> None:
+    exports = tmp_path / "exports"
+    export_marts(activity.path, exports)
+    export_marts(warehouse, exports)
+
+    with duckdb.connect() as con:
+        for mart, rows in (("fct_learner_activity", 5), ("fct_example", 1)):
+            pattern = mart_parquet_glob(exports, mart)
+            query = f"select count(*) from read_parquet('{pattern}', hive_partitioning = false)"
+            assert con.execute(query).fetchone() == (rows,), mart
