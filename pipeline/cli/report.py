@@ -1,9 +1,12 @@
-"""``edume-pipeline report``: one self-contained HTML file from the warehouse, read-only.
+"""``edume-pipeline report``: one self-contained HTML file from the exports, read-only.
 
-Funnel per course and drop-off by activity as inline SVG charts, stalled learners, overdue
-mandatory training, the course catalogue with seamless base links, and data quality (rejected
-deliveries by reason from the receiver's metrics, duplicates, unknown event types). The pieces:
-``pipeline/reporting/`` (facts: the queries; svg: the charts; page: the HTML; metrics: /metrics).
+Reads ``<exports>/query.duckdb`` (which a run never holds: no waiting on the warehouse's lock)
+and renders what dbt computed in ``models/reporting`` and ``models/quality``: the funnel per
+course and drop-off by activity, stalled learners, overdue mandatory training, compliance by
+team, completions per week, assessment score distributions, the course catalogue with seamless
+base links, and data quality (rejected deliveries by reason from the receiver's metrics,
+duplicates, unreadable lines, unknown event types, contract deviations). The pieces:
+``pipeline/reporting/`` (facts: the reads; svg: the charts; page: the HTML; metrics: /metrics).
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ from pipeline.settings import load_settings
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--warehouse", type=Path, default=None, help="the DuckDB file (default: EDUME_WAREHOUSE)"
+        "--exports",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the export directory holding query.duckdb (default: EDUME_EXPORT_DIR)",
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="where to write the HTML (default: EDUME_EXPORT_DIR/report.html)",
+        help="where to write the HTML (default: report.html in the export directory)",
     )
     parser.add_argument(
         "--metrics",
@@ -36,11 +43,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    warehouse = args.warehouse or settings.warehouse
-    out = args.out or settings.export_dir / "report.html"
+    export_dir = args.exports or load_settings().export_dir
+    out = args.out or export_dir / "report.html"
     try:
-        write_report(warehouse, out, args.metrics)
+        write_report(export_dir, out, args.metrics)
     except OSError as exc:
         print(f"edume-pipeline report: {exc}", file=sys.stderr)
         return 1

@@ -1,13 +1,17 @@
-"""What the report (and the demo's summary) shows, read from the warehouse, read-only.
+"""What the report (and the demo's summary) shows, read from the exports' ``query.duckdb``.
 
-:func:`collect` opens the DuckDB file with ``read_only=True`` and runs one query per section.
-A section whose table is missing (a partial build) carries the error instead of its rows, so
-the report still renders and says what is missing. No HTML here.
+The figures are computed by dbt (``dbt_project/models/reporting`` and ``models/quality``) and
+exported beside the marts; here they are only read, ordered and limited. ``query.duckdb`` holds
+views over parquet files and is never written by a run in place (the export renames a new one
+over it), so it is opened read-only at any time, without waiting for the warehouse's lock.
+
+:func:`collect` runs one query per section. A section whose relation is missing (an export from
+before these models, a partial build) carries the error instead of its rows, so the report still
+renders and says what is missing. No HTML here.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,15 +19,14 @@ from typing import Any
 import duckdb
 
 from pipeline.reporting.metrics import ReceiverMetrics
-from pipeline.warehouse_lock import warehouse_lock
 
 STALLED_LIMIT = 50
 OVERDUE_LIMIT = 50
-LOCK_TIMEOUT_S = 600.0
-
-
-def _say_waiting(message: str) -> None:
-    print(f"report: {message}", file=sys.stderr, flush=True)
+OTHER_QUALITY_LIMIT = 50
+QUERY_DATABASE = "query.duckdb"
+# The quality relations the report lays out itself; any other one in schema `quality` (such as
+# the payload-contract deviations) is shown as a plain table.
+KNOWN_QUALITY = ("delivery_counts", "rejected_lines", "quarantined_events")
 
 
 @dataclass
@@ -37,78 +40,61 @@ class Section:
 
 @dataclass
 class Facts:
-    warehouse: Path
-    totals: Section
+    source: Path
+    summary: Section
+    deliveries: Section
     funnel: Section
     dropoff: Section
     stalled: Section
     overdue: Section
+    compliance: Section
+    weekly: Section
+    scores: Section
     catalogue: Section
     links: Section
+    rejected: Section
     quarantined: Section
     receiver: ReceiverMetrics | None
+    other_quality: dict[str, Section] = field(default_factory=dict)
 
 
 QUERIES: dict[str, str] = {
-    "totals": """
-        select
-            (select count(*) from raw.edume_events) as count_deliveries_landed,
-            (select count(distinct delivery_id) from raw.edume_events) as count_distinct_deliveries,
-            (select count(*) from raw.edume_rejected_lines) as count_rejected_lines,
-            (select count(*) from marts.dim_courses) as count_courses,
-            (select count(*) from marts.dim_learners) as count_learners,
-            (select max(received_at) from raw.edume_events) as last_received_at
-    """,
+    "summary": "select * from reporting.report_summary",
+    "deliveries": "select * from quality.delivery_counts",
     "funnel": """
-        select c.course_id, c.course_title, c.status, f.count_learners_added,
-            f.count_learners_activated, f.count_learners_started,
-            f.count_learners_finished_first_lesson, f.count_learners_completed, f.completion_rate
-        from marts.fct_learner_funnel f join marts.dim_courses c using (course_id)
-        order by f.count_learners_added desc, c.course_id
+        select * from reporting.course_funnel order by count_learners_added desc, course_id
     """,
     "dropoff": """
-        select d.course_id, c.course_title, d.activity_id, d.position, d.activity_type,
-            d.count_learners_reached, d.count_learners_finished, d.count_learners_stalled,
-            d.dropoff_rate
-        from marts.fct_course_dropoff d join marts.dim_courses c using (course_id)
-        where d.count_learners_reached > 0
-        order by d.course_id, d.position nulls last, d.activity_id
+        select * from reporting.activity_dropoff
+        order by course_id, position nulls last, activity_id
     """,
     "stalled": """
-        select p.learner_id, l.external_user_id, l.first_name, l.last_name, p.course_id,
-            c.course_title, p.last_activity_at, p.last_activity_id, p.days_inactive,
-            count(*) over () as total
-        from marts.fct_learner_course_progress p
-        join marts.dim_learners l using (learner_id)
-        join marts.dim_courses c using (course_id)
-        where p.is_stalled
-        order by p.days_inactive desc, p.learner_id, p.course_id
+        select *, count(*) over () as total from reporting.stalled_learners
+        order by days_inactive desc, learner_id, course_id
         limit {stalled_limit}
     """,
     "overdue": """
-        select t.learner_id, l.external_user_id, l.first_name, l.last_name, t.course_id,
-            c.course_title, t.status, t.assigned_at, t.due_at, count(*) over () as total
-        from marts.fct_training_compliance t
-        join marts.dim_learners l using (learner_id)
-        join marts.dim_courses c using (course_id)
-        where t.is_overdue
-        order by t.due_at, t.learner_id, t.course_id
+        select *, count(*) over () as total from reporting.overdue_trainings
+        order by due_at, learner_id, course_id
         limit {overdue_limit}
     """,
+    "compliance": "select * from reporting.team_compliance order by compliance_rate, team_id",
+    "weekly": "select * from reporting.weekly_completions order by week_start",
+    "scores": """
+        select * from reporting.assessment_scores
+        order by course_id, position nulls last, activity_id, band_start
+    """,
+    # The marts are top-level views of query.duckdb: plain lists, no figure to compute.
     "catalogue": """
         select course_id, course_key, course_title, group_id, status, count_modules,
             count_lessons, count_assessments, count_surveys, count_teams, last_changed_at
-        from marts.dim_courses order by course_id
+        from dim_courses order by course_id
     """,
-    "links": """
-        select course_id, team_id, seamless_link
-        from marts.course_seamless_links order by course_id, team_id
-    """,
+    "links": "select course_id, team_id, seamless_link from course_seamless_links "
+    "order by course_id, team_id",
+    "rejected": "select * from quality.rejected_lines order by count_lines desc, error",
     "quarantined": """
-        select coalesce(event_type, '(none)') as event_type, invalid_reason,
-            count(*) as count_deliveries, sum(count_copies) as count_copies
-        from intermediate.int_events_quarantined
-        group by all order by count_deliveries desc, event_type
+        select * from quality.quarantined_events order by count_deliveries desc, event_type
     """,
 }
 
@@ -126,19 +112,32 @@ def _run(connection: duckdb.DuckDBPyConnection, sql: str) -> Section:
     return Section(rows=rows, total=total)
 
 
-def collect(warehouse: Path, receiver: ReceiverMetrics | None = None) -> Facts:
-    """Every section's rows. Raises ``FileNotFoundError`` when the warehouse does not exist and
-    :class:`~pipeline.warehouse_lock.WarehouseLockTimeout` when a writer holds it too long."""
-    if not warehouse.is_file():
-        raise FileNotFoundError(f"no warehouse at {warehouse}: run `edume-pipeline materialize`")
+def _other_quality(connection: duckdb.DuckDBPyConnection) -> dict[str, Section]:
+    names = connection.execute(
+        "select table_name from information_schema.tables where table_schema = 'quality' "
+        "order by table_name"
+    ).fetchall()
+    return {
+        name: _run(
+            connection,
+            f'select *, count(*) over () as total from quality."{name}" '
+            f"limit {OTHER_QUALITY_LIMIT}",
+        )
+        for (name,) in names
+        if name not in KNOWN_QUALITY
+    }
+
+
+def collect(export_dir: Path, receiver: ReceiverMetrics | None = None) -> Facts:
+    """Every section's rows from ``<export_dir>/query.duckdb``. Raises ``FileNotFoundError``
+    when there is no such file (nothing exported yet)."""
+    database = export_dir / QUERY_DATABASE
+    if not database.is_file():
+        raise FileNotFoundError(
+            f"no exports at {database}: run `edume-pipeline materialize` (or `make demo`) first"
+        )
     limits = {"stalled_limit": STALLED_LIMIT, "overdue_limit": OVERDUE_LIMIT}
-    # A running load or build holds the file: wait for it rather than fail on DuckDB's file lock.
-    with warehouse_lock(warehouse, timeout_s=LOCK_TIMEOUT_S, on_wait=_say_waiting):
-        connection = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            sections = {
-                name: _run(connection, sql.format(**limits)) for name, sql in QUERIES.items()
-            }
-        finally:
-            connection.close()
-    return Facts(warehouse=warehouse, receiver=receiver, **sections)
+    with duckdb.connect(str(database), read_only=True) as connection:
+        sections = {name: _run(connection, sql.format(**limits)) for name, sql in QUERIES.items()}
+        other = _other_quality(connection)
+    return Facts(source=database, receiver=receiver, other_quality=other, **sections)

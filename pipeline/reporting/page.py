@@ -1,5 +1,8 @@
 """The report page: one self-contained HTML document from :class:`~pipeline.reporting.facts.Facts`.
 
+It renders what dbt computed (the ``reporting`` and ``quality`` relations): no figure is
+computed here beyond sums for a caption.
+
 Inline CSS, inline SVG, no script and no external resource of any kind, so the file opens
 offline, from an e-mail attachment or a CI artefact. Pure: facts in, text out.
 """
@@ -12,6 +15,7 @@ from html import escape
 from typing import Any
 
 from pipeline.reporting import svg
+from pipeline.reporting.contract_section import CONTRACT_RELATIONS, data_contract
 from pipeline.reporting.facts import Facts, Section
 
 FUNNEL_STEPS = ("added", "activated", "started", "first lesson", "completed")
@@ -90,15 +94,15 @@ def _name(row: dict[str, Any]) -> str:
 
 
 def _kpis(facts: Facts) -> str:
-    if facts.totals.error or not facts.totals.rows:
-        return _missing(facts.totals)
-    totals = facts.totals.rows[0]
-    duplicates = totals["count_deliveries_landed"] - totals["count_distinct_deliveries"]
+    for section in (facts.summary, facts.deliveries):
+        if section.error or not section.rows:
+            return _missing(section)
+    summary, deliveries = facts.summary.rows[0], facts.deliveries.rows[0]
     figures = [
-        ("courses", totals["count_courses"]),
-        ("learners", totals["count_learners"]),
-        ("deliveries landed", totals["count_deliveries_landed"]),
-        ("duplicates removed", duplicates),
+        ("courses", summary["count_courses"]),
+        ("learners", summary["count_learners"]),
+        ("deliveries landed", deliveries["count_deliveries_landed"]),
+        ("duplicates removed", deliveries["count_duplicates"]),
     ]
     if facts.receiver is not None:
         figures.append(("deliveries rejected", facts.receiver.rejected))
@@ -156,14 +160,20 @@ def _dropoff(facts: Facts) -> str:
     return '<div class="grid">' + "".join(charts) + "</div>"
 
 
+def _shown(section: Section) -> str:
+    """ "the first N of " when a display limit cut the section's rows, else nothing."""
+    return f"the first {len(section.rows)} of " if section.total > len(section.rows) else ""
+
+
 def _people(section: Section, what: str, columns: list[tuple[str, str]]) -> str:
     if section.error:
         return _missing(section)
     if not section.rows:
         return f'<p class="muted">No {escape(what)}.</p>'
     rows = [{**row, "learner": _name(row)} for row in section.rows]
-    shown = f"the first {len(rows)} of " if section.total > len(rows) else ""
-    return f"<p>Showing {shown}{section.total:,} {escape(what)}.</p>" + _table(rows, columns)
+    return f"<p>Showing {_shown(section)}{section.total:,} {escape(what)}.</p>" + _table(
+        rows, columns
+    )
 
 
 def _catalogue(facts: Facts) -> str:
@@ -237,14 +247,26 @@ def _quality(facts: Facts) -> str:
         ]
         if bars:
             parts.append(svg.bar_chart("Rejected deliveries by reason", bars))
-    if facts.totals.rows:
-        totals = facts.totals.rows[0]
-        duplicates = totals["count_deliveries_landed"] - totals["count_distinct_deliveries"]
+    if facts.deliveries.error:
+        parts.append(_missing(facts.deliveries))
+    elif facts.deliveries.rows:
+        counts = facts.deliveries.rows[0]
         parts.append(
-            f"<p>Warehouse: {totals['count_deliveries_landed']:,} deliveries landed, "
-            f"{totals['count_distinct_deliveries']:,} distinct: <b>{duplicates:,} duplicates</b> "
-            f"removed. {totals['count_rejected_lines']:,} landed lines could not be read "
-            f"(<code>raw.edume_rejected_lines</code>).</p>"
+            f"<p>Warehouse: {counts['count_deliveries_landed']:,} deliveries landed, "
+            f"{counts['count_distinct_deliveries']:,} distinct: "
+            f"<b>{counts['count_duplicates']:,} duplicates</b> removed. "
+            f"{counts['count_rejected_lines']:,} landed lines could not be read "
+            f"(<code>quality.rejected_lines</code>).</p>"
+        )
+    if facts.rejected.error:
+        parts.append(_missing(facts.rejected))
+    elif facts.rejected.rows:
+        parts.append("<h3>Landed lines the loader could not read</h3>")
+        parts.append(
+            _table(
+                facts.rejected.rows,
+                [("error", "error"), ("count_lines", "lines"), ("count_segments", "segments")],
+            )
         )
     if facts.quarantined.error:
         parts.append(_missing(facts.quarantined))
@@ -263,7 +285,90 @@ def _quality(facts: Facts) -> str:
         )
     else:
         parts.append('<p class="muted">No unknown event types or invalid payloads.</p>')
+    for name, section in facts.other_quality.items():
+        if name in CONTRACT_RELATIONS:  # laid out by their own section, "Data contract"
+            continue
+        parts.append(f"<h3>{escape(name.replace('_', ' ').capitalize())}</h3>")
+        if section.error:
+            parts.append(_missing(section))
+        elif not section.rows:
+            parts.append('<p class="muted">None.</p>')
+        else:
+            columns = [(key, key.replace("_", " ")) for key in section.rows[0]]
+            parts.append(f"<p>Showing {_shown(section)}{section.total:,} rows.</p>")
+            parts.append(_table(section.rows, columns))
     return "".join(parts)
+
+
+def _compliance(facts: Facts) -> str:
+    if facts.compliance.error:
+        return _missing(facts.compliance)
+    if not facts.compliance.rows:
+        return '<p class="muted">No mandatory training is assigned to any team.</p>'
+    teams = [
+        (
+            f"team {row['team_id']}",
+            row["compliance_rate"],
+            row["count_overdue"],
+            row["count_assignments"],
+        )
+        for row in facts.compliance.rows
+    ]
+    chart = svg.compliance_chart("Compliance rate by team, with overdue counts", teams)
+    table = _table(
+        facts.compliance.rows,
+        [
+            ("team_id", "team"),
+            ("count_learners", "learners"),
+            ("count_assignments", "assigned"),
+            ("count_completed", "completed"),
+            ("count_completed_late", "of which late"),
+            ("count_within_deadline", "not yet due"),
+            ("count_overdue", "overdue"),
+            ("compliance_rate", "compliant"),
+        ],
+    )
+    return chart + table
+
+
+def _trend(facts: Facts) -> str:
+    if facts.weekly.error:
+        return _missing(facts.weekly)
+    if not facts.weekly.rows:
+        return '<p class="muted">No learner has started a course yet.</p>'
+    weeks = [
+        (f"{row['week_start']:%d %b}", row["count_started"], row["count_completed"])
+        for row in facts.weekly.rows
+    ]
+    total = sum(row["count_completed"] for row in facts.weekly.rows)
+    return (
+        f"<p>{total:,} course completions over {len(weeks)} weeks (weeks start on Monday, UTC)."
+        "</p>" + svg.trend_chart("Courses started and completed per week", weeks)
+    )
+
+
+def _scores(facts: Facts) -> str:
+    if facts.scores.error:
+        return _missing(facts.scores)
+    by_assessment: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in facts.scores.rows:
+        by_assessment.setdefault((row["course_id"], row["activity_id"]), []).append(row)
+    if not by_assessment:
+        return '<p class="muted">No assessment has been finished yet.</p>'
+    charts = []
+    for rows in by_assessment.values():
+        first = rows[0]
+        title = first["course_title"] or f"course {first['course_id']}"
+        name = f"{title}: assessment {first['activity_id']}"
+        attempts = sum(row["count_attempts"] for row in rows)
+        passed = sum(row["count_passed"] for row in rows)
+        bands = [svg.Bar(str(row["band_start"]), row["count_attempts"]) for row in rows]
+        chart = svg.histogram_chart(f"Score distribution: {name}", bands)
+        charts.append(
+            f'<div><h3>{escape(name)}</h3><p class="muted">{attempts:,} attempts, '
+            f"{passed:,} passed</p>{chart}</div>"
+        )
+    return '<div class="grid">' + "".join(charts) + "</div>"
 
 
 def render(facts: Facts, generated_at: datetime) -> str:
@@ -291,8 +396,13 @@ def render(facts: Facts, generated_at: datetime) -> str:
         ("dropoff", "Drop-off by activity", _dropoff(facts)),
         ("stalled", "Stalled learners", stalled),
         ("overdue", "Overdue mandatory training", overdue),
+        ("compliance", "Compliance by team", _compliance(facts)),
+        ("trend", "Completions per week", _trend(facts)),
+        ("scores", "Assessment scores", _scores(facts)),
         ("catalogue", "Course catalogue", _catalogue(facts)),
         ("quality", "Data quality", _quality(facts)),
+        # The CONTRACT engineer's section (pipeline/reporting/contract_section.py).
+        ("contract", "Data contract", data_contract(facts)),
     ]
     body = "".join(
         f'<section id="{key}"><h2>{escape(title)}</h2>{content}</section>'
@@ -306,6 +416,6 @@ def render(facts: Facts, generated_at: datetime) -> str:
         f"<style>{CSS}</style></head><body>"
         "<header><h1>eduMe learning report</h1>"
         f"<p>Generated {generated_at:%Y-%m-%d %H:%M} UTC from "
-        f"<code>{escape(str(facts.warehouse))}</code></p></header>"
+        f"<code>{escape(str(facts.source))}</code></p></header>"
         f"<main>{_kpis(facts)}{body}</main></body></html>\n"
     )

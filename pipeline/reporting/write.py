@@ -11,14 +11,15 @@ from pipeline.reporting.facts import collect
 from pipeline.reporting.page import render
 
 
-def write_report(warehouse: Path, out: Path, metrics_location: str | None = None) -> Path:
-    """Render the report for ``warehouse`` into ``out`` (atomically); return ``out``.
+def write_report(export_dir: Path, out: Path, metrics_location: str | None = None) -> Path:
+    """Render the report from ``<export_dir>/query.duckdb`` into ``out`` (atomically); return
+    ``out``.
 
-    Raises ``FileNotFoundError`` without a warehouse and ``OSError`` when the metrics cannot be
-    read or the file cannot be written.
+    Raises ``FileNotFoundError`` without exports and ``OSError`` when the metrics cannot be read
+    or the file cannot be written.
     """
     receiver = metrics.load(metrics_location) if metrics_location else None
-    page = render(collect(warehouse, receiver), datetime.now(UTC))
+    page = render(collect(export_dir, receiver), datetime.now(UTC))
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text(page, encoding="utf-8")
