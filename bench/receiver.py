@@ -3,11 +3,23 @@
 Both sides run the SAME server (``pipeline.receiver.server.build_server``: uvicorn, httptools,
 uvloop, the same connection guards and settings) in their own process on loopback; the bare
 side's app reads the body and answers 204 without verifying or landing it. wrk posts a pool of
-distinct, correctly signed deliveries (64 connections by default). Rounds alternate
-bare/receiver and the median of each is reported, with the ratio. Targets: ratio >= 0.75 and
-receiver p99 < 20 ms.
+distinct, correctly signed deliveries (64 connections by default). Rounds rotate through the
+sides (the order shifts each round); every round of every side is printed, then per side the
+median, the range and the spread ((max - min) / median), and the per-round ratios (each round's
+receiver against the same round's bare endpoint) with their median and range. Targets: ratio >=
+0.75 and receiver p99 < 20 ms. Each side's CPU time per request (the server and its landing
+process, from ``/proc``) is reported too: on a machine that other jobs load, throughput swings
+with their demand, while the CPU a request costs barely moves, so it resolves small differences.
+
+``--baseline-ref REF`` adds a third side: the receiver of git revision ``REF`` (extracted with
+``git archive`` into the temp dir, run by the same interpreter), so a change is measured against
+the code before it in the same run, under the same load: the receiver/baseline ratio.
+
+A run FAILS (exit 1) when a receiver answered anything but 204 (a benchmark of refusals
+measures nothing), or when a soak loses a delivery.
 
     .venv/bin/python bench/receiver.py                      # throughput and latency
+    .venv/bin/python bench/receiver.py --rounds 5 --baseline-ref HEAD~1   # a change's cost
     .venv/bin/python bench/receiver.py --soak-seconds 300   # plus a fixed-rate soak
 
 The soak runs wrk at a fixed offered rate (``--soak-rate``) against a fresh receiver, samples its
@@ -20,16 +32,21 @@ comes out of the same cores as the server's and wrk's, so the ratio pays for it.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -102,11 +119,13 @@ class BareProcess:
 
 
 def _metrics(url: str) -> dict[str, float]:
+    """Unlabelled samples of a receiver's /metrics, by name."""
     text = _no_proxy().open(f"{url}/metrics", timeout=5).read().decode()
     return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
     }
 
 
@@ -117,42 +136,100 @@ def _row(name: str, result: WrkResult) -> str:
     )
 
 
+def _source_tree(ref: str, into: Path) -> Path:
+    """The repository at git revision ``ref``, extracted into ``into`` (git archive: the
+    checkout, its index and its work tree are left alone)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref],
+        capture_output=True,
+        check=True,
+    ).stdout
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and of its children, from ``/proc``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0.0
+    for each in (pid, *map(int, children)):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _spread(values: Sequence[float]) -> str:
+    """Median, range and spread of repeated measurements."""
+    middle = statistics.median(values)
+    low, high = min(values), max(values)
+    return (
+        f"median {middle:,.2f}, range {low:,.2f}-{high:,.2f}, "
+        f"spread {(high - low) / middle * 100 if middle else 0:.1f}% over {len(values)} rounds"
+    )
+
+
+def _not_204(results: dict[str, list[WrkResult]]) -> list[str]:
+    """Every round in which a receiver answered anything but 204."""
+    return [
+        f"{name} round {index + 1}: {result.statuses}"
+        for name, runs in results.items()
+        for index, result in enumerate(runs)
+        if set(result.statuses) - {204}
+    ]
+
+
 def throughput(args: argparse.Namespace, work: Path) -> int:
     script = write_script(work / "bench.lua", signed_pool(SECRET.encode(), args.pool))
-    bare = BareProcess()
     landing = Path(tempfile.mkdtemp(dir=args.landing_parent)) if args.landing_parent else work
-    receiver = ReceiverProcess(
-        landing / "landing",
-        secrets=[SECRET],
-        log_path=work / "receiver.log",
-        args=["--landing-lanes", str(args.lanes)],
-    )
-    results: dict[str, list[WrkResult]] = {"bare": [], "receiver": []}
+    receiver_args = ["--landing-lanes", str(args.lanes)]
+    bare = BareProcess()
+    servers: dict[str, BareProcess | ReceiverProcess] = {"bare": bare}
     try:
-        for target in (bare.url, receiver.url):  # warm both up
-            run_wrk(
-                f"{target}/webhooks/edume",
+        servers["receiver"] = ReceiverProcess(
+            landing / "landing",
+            secrets=[SECRET],
+            log_path=work / "receiver.log",
+            args=receiver_args,
+        )
+        if args.baseline_ref:
+            servers["baseline"] = ReceiverProcess(
+                landing / "baseline-landing",
+                secrets=[SECRET],
+                log_path=work / "baseline.log",
+                args=receiver_args,
+                source_root=_source_tree(args.baseline_ref, work / "baseline-source"),
+            )
+        results: dict[str, list[WrkResult]] = {name: [] for name in servers}
+        cpu_us: dict[str, list[float]] = {name: [] for name in servers}  # per request
+        names = list(servers)
+
+        def run(name: str, seconds: int) -> WrkResult:
+            pid = servers[name].process.pid
+            cpu = _cpu_seconds(pid)
+            result = run_wrk(
+                f"{servers[name].url}/webhooks/edume",
                 script,
                 connections=args.connections,
                 threads=args.threads,
-                duration_s=2,
+                duration_s=seconds,
             )
-        before = _metrics(receiver.url)
-        for _ in range(args.rounds):
-            for name, target in (("bare", bare.url), ("receiver", receiver.url)):
-                results[name].append(
-                    run_wrk(
-                        f"{target}/webhooks/edume",
-                        script,
-                        connections=args.connections,
-                        threads=args.threads,
-                        duration_s=args.seconds,
-                    )
-                )
-        after = _metrics(receiver.url)
+            cpu_us[name].append((_cpu_seconds(pid) - cpu) / max(result.requests, 1) * 1e6)
+            return result
+
+        for name in names:  # warm every side up
+            run(name, 2)
+            cpu_us[name].clear()
+        before = _metrics(servers["receiver"].url)
+        for round_ in range(args.rounds):
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                results[name].append(run(name, args.seconds))
+        after = _metrics(servers["receiver"].url)
     finally:
-        bare.stop()
-        receiver.stop()
+        for server in servers.values():
+            server.stop()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -161,34 +238,49 @@ def throughput(args: argparse.Namespace, work: Path) -> int:
     print(
         f"wrk: {args.connections} connections, {args.threads} threads, {args.seconds}s x "
         f"{args.rounds} rounds per side, pool of {args.pool} signed deliveries"
+        + (f"; baseline: the receiver at {args.baseline_ref}" if args.baseline_ref else "")
     )
     print(f"{'':<22} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}   statuses")
     for name, runs in results.items():
         for index, result in enumerate(runs):
             print(_row(f"{name} round {index + 1}", result))
-    median = {name: statistics.median(r.per_second for r in runs) for name, runs in results.items()}
-    p50 = statistics.median(r.p50_ms for r in results["receiver"])
-    p99 = statistics.median(r.p99_ms for r in results["receiver"])
-    bare_p99 = statistics.median(r.p99_ms for r in results["bare"])
+    rates = {name: [r.per_second for r in runs] for name, runs in results.items()}
+    print()
+    for name, values in rates.items():
+        p99 = statistics.median(r.p99_ms for r in results[name])
+        print(f"{name + ':':<16}req/s {_spread(values)}; p99 {p99:.2f} ms (median)")
+        print(f"{'':<16}CPU us per request (server + landing process) {_spread(cpu_us[name])}")
+    ratios = [r / b for r, b in zip(rates["receiver"], rates["bare"], strict=True)]
+    print(f"{'ratio:':<16}receiver/bare per round: {_spread(ratios)}")
+    if "baseline" in rates:
+        baseline_ratios = [r / b for r, b in zip(rates["baseline"], rates["bare"], strict=True)]
+        versus = [r / b for r, b in zip(rates["receiver"], rates["baseline"], strict=True)]
+        print(f"{'':<16}baseline/bare per round: {_spread(baseline_ratios)}")
+        print(f"{'':<16}receiver/baseline per round: {_spread(versus)}")
+        print(
+            f"{'':<16}receiver/baseline of the medians: "
+            f"{statistics.median(rates['receiver']) / statistics.median(rates['baseline']):.3f}"
+        )
+        cost = [r / b for r, b in zip(cpu_us["receiver"], cpu_us["baseline"], strict=True)]
+        print(f"{'':<16}CPU per request, receiver/baseline per round: {_spread(cost)}")
     lines, fsyncs = (
         after[f"edume_receiver_{name}_total"] - before[f"edume_receiver_{name}_total"]
         for name in ("landed_lines", "fsync_batches")
     )
-    ratio = median["receiver"] / median["bare"]
-    print(f"\nbare endpoint:  {median['bare']:.0f} req/s (median), p99 {bare_p99:.2f} ms")
     print(
-        f"receiver:       {median['receiver']:.0f} verified+fsynced deliveries/s (median), "
-        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-    )
-    print(
-        f"group commit:   {lines / max(fsyncs, 1):.1f} deliveries per fdatasync "
+        f"{'group commit:':<16}{lines / max(fsyncs, 1):.1f} deliveries per fdatasync "
         f"({fsyncs:.0f} fsyncs for {lines:.0f} deliveries)"
     )
+    ratio = statistics.median(ratios)
+    p99 = statistics.median(r.p99_ms for r in results["receiver"])
     print(
-        f"ratio:          {ratio:.2f}  (target >= 0.75: {'met' if ratio >= 0.75 else 'NOT met'}; "
-        f"p99 < 20 ms: {'met' if p99 < 20 else 'NOT met'})"
+        f"{'targets:':<16}ratio {ratio:.2f} (>= 0.75: {'met' if ratio >= 0.75 else 'NOT met'}); "
+        f"p99 {p99:.2f} ms (< 20 ms: {'met' if p99 < 20 else 'NOT met'})"
     )
-    return 0
+    failures = _not_204(results)
+    for failure in failures:
+        print(f"FAILED: answered other than 204: {failure}")
+    return 1 if failures else 0
 
 
 def _sample(pid: int) -> tuple[int, int]:
@@ -256,8 +348,13 @@ def soak(args: argparse.Namespace, work: Path) -> int:
         f"  landed lines in sealed segments: {lines}; 204s seen by wrk: {result.count(204)}; "
         f"exit code {code}"
     )
-    ok = lines >= result.count(204) and code == 0 and late - early < 32
-    print(f"  {'OK' if ok else 'FAILED'}: every 204 landed, memory and descriptors flat")
+    ok = (
+        lines >= result.count(204)
+        and code == 0
+        and late - early < 32
+        and not _not_204({"soak": [result]})
+    )
+    print(f"  {'OK' if ok else 'FAILED'}: only 204s, every 204 landed, memory and descriptors flat")
     return 0 if ok else 1
 
 
@@ -269,7 +366,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10, help="per round and side")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--baseline-ref",
+        default=None,
+        metavar="REF",
+        help="also run the receiver of this git revision, side by side (e.g. HEAD~1)",
+    )
     parser.add_argument("--pool", type=int, default=2000, help="distinct signed deliveries")
     parser.add_argument("--soak-seconds", type=int, default=0, help="also soak for this long")
     parser.add_argument("--soak-rate", type=int, default=1000, help="offered requests/s")

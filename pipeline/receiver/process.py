@@ -62,8 +62,12 @@ class ReceiverProcess:
         log_path: Path | None = None,
         startup_timeout_s: float = 30.0,
         preexec_fn: object = None,
+        source_root: Path = REPO_ROOT,
     ) -> None:
+        """``source_root``: the checkout whose ``pipeline`` package runs (the child's working
+        directory); another one lets a benchmark compare an older version side by side."""
         self.landing_dir = Path(landing_dir)
+        self._source_root = Path(source_root)
         self.log_path = Path(log_path) if log_path else _temporary_log()
         child_env = dict(os.environ if env is None else env)
         child_env.update(
@@ -117,7 +121,7 @@ class ReceiverProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=REPO_ROOT,
+                cwd=self._source_root,
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
