@@ -10,8 +10,9 @@ How it stays cheap: one scan of the new rows reduces them, per event type, to th
 contract declares (``payload.teams`` ...). ``json_structure`` merges array items, which would
 hide an item missing a field or with a different type, so items are checked from the arrays'
 texts instead, each distinct text once. Each distinct pair is validated once in Python
-(:mod:`pipeline.contracts.schema`). Only when some pair deviates is a second scan made, over the
-new rows of the deviating types, to record which deliveries have each deviating pair.
+(:mod:`pipeline.contracts.schema`). Only when some pair deviates are the deliveries that have it
+recorded: by event type when every delivery of the type deviates alike (a wrong hypothesis does
+that), else by a second parse of the new rows of the deviating types.
 
 Tables (schema ``raw``; created here, upgraded in place):
 
@@ -225,8 +226,7 @@ def _check_window(
         params,
     ).fetchall()
     items_cache: dict[tuple[str, str, str], list[Deviation]] = {}
-    deviating: list[tuple[str, str, str, list[str] | None]] = []
-    found: list[tuple[str, str, str, str, str, str, str]] = []
+    per_type: dict[str, list[tuple[str, list[str] | None, tuple[Deviation, ...]]]] = {}
     for event_type, shape, arrays, _lines in groups:
         contract = contracts[event_type]
         problems = distinct_deviations(shape_from_structure(shape), contract)
@@ -236,18 +236,47 @@ def _check_window(
                 if key not in items_cache:
                     items_cache[key] = _item_deviations(contract, path, text)
                 problems.extend(items_cache[key])
-        if not problems:
+        per_type.setdefault(event_type, []).append((shape, arrays, tuple(sorted(set(problems)))))
+    whole_types: dict[str, str] = {}
+    by_shape: list[tuple[str, str, str, list[str] | None]] = []
+    found: list[tuple[str, str, str, str, str, str, str]] = []
+    for event_type, entries in per_type.items():
+        kinds = {problems for _, _, problems in entries}
+        if len(kinds) == 1 and entries[0][2]:
+            # Every delivery of the type deviates in the same ways (a wrong hypothesis does that
+            # to a whole type): its deliveries are found by type, without parsing them again.
+            key = _shape_key(event_type, "*", [str(d) for d in entries[0][2]])
+            whole_types[event_type] = key
+            found += _found_rows(key, event_type, contracts[event_type], entries[0][2])
             continue
-        shape_key = _shape_key(event_type, shape, arrays)
-        deviating.append((shape_key, event_type, shape, arrays))
-        found += [
-            (shape_key, event_type, d.path, d.problem, d.expected, d.seen,
-             ", ".join(read_by(contract, d.path)))
-            for d in sorted(set(problems))
-        ]  # fmt: skip
+        for shape, arrays, problems in entries:
+            if problems:
+                key = _shape_key(event_type, shape, arrays)
+                by_shape.append((key, event_type, shape, arrays))
+                found += _found_rows(key, event_type, contracts[event_type], problems)
     rows = sum(group[3] for group in groups)
-    deviating_rows = _record(con, window, params, plan, deviating, found) if deviating else 0
-    return ContractCheckResult(rows, len(groups), len(deviating), deviating_rows, rechecked)
+    deviating_rows = (
+        _record(con, window, params, plan, whole_types, by_shape, found) if found else 0
+    )
+    deviating_shapes = len(by_shape) + sum(len(per_type[t]) for t in whole_types)
+    return ContractCheckResult(rows, len(groups), deviating_shapes, deviating_rows, rechecked)
+
+
+def _found_rows(
+    key: str, event_type: str, contract: Mapping[str, Any], problems: Sequence[Deviation]
+) -> list[tuple[str, str, str, str, str, str, str]]:
+    return [
+        (
+            key,
+            event_type,
+            d.path,
+            d.problem,
+            d.expected,
+            d.seen,
+            ", ".join(read_by(contract, d.path)),
+        )
+        for d in problems
+    ]
 
 
 def _item_deviations(contract: Mapping[str, Any], path: str, text: str) -> list[Deviation]:
@@ -276,45 +305,61 @@ def _record(
     window: str,
     params: dict[str, Any],
     plan: _Plan,
-    deviating: list[tuple[str, str, str, list[str] | None]],
+    whole_types: Mapping[str, str],
+    by_shape: list[tuple[str, str, str, list[str] | None]],
     found: list[tuple[str, str, str, str, str, str, str]],
 ) -> int:
-    """Store the deviating pairs' deviations and find their deliveries (the second scan)."""
+    """Store the deviations and find the deliveries that have them: by type where a whole type
+    deviates alike, else by (shape, arrays), which takes a second parse of those types' rows."""
     con.execute(
         "insert into raw.edume_contract_shape_deviations "
         "select * from (select unnest($rows, recursive := true)) "
         "where shape_key not in (select shape_key from raw.edume_contract_shape_deviations)",
         {"rows": [dict(zip(_FOUND_COLUMNS, row, strict=True)) for row in found]},
     )
-    con.execute(
-        "create or replace temp table _contract_deviating as "
-        "select unnest($rows, recursive := true)",
-        {
-            "rows": [
-                {"shape_key": k, "event_type": t, "shape": s, "arrays": a}
-                for k, t, s, a in deviating
-            ]
-        },
-    )
-    types = sorted({t for _, t, _, _ in deviating})
     before = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
-    con.execute(
-        f"""
-        insert into raw.edume_contract_deviating_deliveries
-        select k.shape_key, e.delivery_id, e.received_at
-        from (
-            select delivery_id, received_at, event_type,
-                   json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays
-            from raw.edume_events
-            where {window} and event_type in (select unnest($types))
-        ) as e
-        join _contract_deviating as k
-          on k.event_type = e.event_type and k.shape = e.shape
-         and k.arrays is not distinct from e.arrays
-        """,
-        {**params, "types": types},
-    )
-    con.execute("drop table _contract_deviating")
+    if whole_types:
+        con.execute(
+            f"""
+            insert into raw.edume_contract_deviating_deliveries
+            select k.shape_key, e.delivery_id, e.received_at
+            from raw.edume_events as e
+            join (select unnest($keys, recursive := true)) as k on k.event_type = e.event_type
+            where {window}
+            """,
+            {
+                **{k: v for k, v in params.items() if k != "types"},
+                "keys": [{"event_type": t, "shape_key": k} for t, k in whole_types.items()],
+            },
+        )
+    if by_shape:
+        con.execute(
+            "create or replace temp table _contract_deviating as "
+            "select unnest($rows, recursive := true)",
+            {
+                "rows": [
+                    {"shape_key": k, "event_type": t, "shape": s, "arrays": a}
+                    for k, t, s, a in by_shape
+                ]
+            },
+        )
+        con.execute(
+            f"""
+            insert into raw.edume_contract_deviating_deliveries
+            select k.shape_key, e.delivery_id, e.received_at
+            from (
+                select delivery_id, received_at, event_type,
+                       json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays
+                from raw.edume_events
+                where {window} and event_type in (select unnest($types))
+            ) as e
+            join _contract_deviating as k
+              on k.event_type = e.event_type and k.shape = e.shape
+             and k.arrays is not distinct from e.arrays
+            """,
+            {**params, "types": sorted({t for _, t, _, _ in by_shape})},
+        )
+        con.execute("drop table _contract_deviating")
     after = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
     return after[0] - before[0]
 
