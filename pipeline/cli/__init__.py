@@ -53,6 +53,10 @@ ENVIRONMENT: dict[str, str] = {
     "EDUME_LIVE_REFRESH_S": "live: rebuild the date-dependent columns when idle this long (3600)",
     "EDUME_RUN_RETENTION_DAYS": "live: days of Dagster run history kept (default 7; 0 keeps all)",
     "EDUME_SEGMENT_RETENTION_DAYS": "live: days loaded segments are kept (default 30; 0 keeps all)",
+    "EDUME_HOST": "up: the receiver's interface (default 127.0.0.1)",
+    "EDUME_PORT": "up: the receiver's port (default 8000)",
+    "EDUME_UI_HOST": "up: the Dagster UI's interface (default 127.0.0.1)",
+    "EDUME_UI_PORT": "up: the Dagster UI's port (default 3000)",
     "DAGSTER_HOME": "the Dagster instance: when set, runs show in the Dagster UI",
 }
 
