@@ -134,8 +134,8 @@ def send(
     for delivery in deliveries:
         status = poster.post(delivery)
         if (200 <= status < 300) != delivery.should_be_accepted:
-            raise SystemExit(f"unexpected answer {status} to a {delivery.kind} delivery")
-        if trackable(delivery, seen):
+            print(f"unexpected answer {status or 'none'} to a {delivery.kind} delivery", flush=True)
+        if trackable(delivery, seen) and 200 <= status < 300:
             watcher.add(
                 Tracked(delivery_key(delivery), completion_key(delivery.body), time.time(), phase)
             )

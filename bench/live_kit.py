@@ -215,10 +215,12 @@ class Poster:
         self.connection: http.client.HTTPConnection | None = None
 
     def post(self, delivery: Delivery) -> int:
+        """The status, or 0 when the receiver did not answer within ~5 minutes of retries (a
+        loaded machine can stall it for a while; eduMe retries the same way)."""
         headers = {"content-type": "application/json", "x-edume-signature": delivery.signature}
-        for _attempt in range(3):
+        for attempt in range(10):
             if self.connection is None:
-                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
             try:
                 self.connection.request("POST", self.path, body=delivery.body, headers=headers)
                 response = self.connection.getresponse()
@@ -227,7 +229,7 @@ class Poster:
             except (OSError, http.client.HTTPException):
                 self.connection.close()
                 self.connection = None
-                time.sleep(0.5)
+                time.sleep(min(30.0, 0.5 * 2**attempt))
         return 0
 
     def close(self) -> None:
