@@ -9,8 +9,9 @@ full export (the same-run baseline), then ``--batches`` micro-batches, each draw
 traffic (``--spread``: 80 new events of existing learners with timestamps scattered over the
 old months, out of order, plus 20 re-deliveries of bodies already loaded; or ``recent``: the 80
 new events in the newest month), the mart updated as dbt would, and ``export_marts`` timed.
-Prints per size: the full export, the median micro-batch export (all marts), the months of
-``fct_learner_activity`` it rewrote, the bytes written, and the ratio to the smallest size.
+Prints per size: the full export, the median micro-batch export (all marts), how many months of
+``fct_learner_activity`` got a file (appended or rewritten), the bytes written (all marts), and
+the ratio to the smallest size.
 
     .venv/bin/python bench/export.py [--events 100000 1000000 5000000] [--batches 5]
         [--spread old|recent] [--keep DIR]
@@ -183,7 +184,7 @@ def main() -> None:
             print(
                 f"{events:>9,} events: full export {figures.full_s:6.2f} s; after a micro-batch "
                 f"({args.spread} months) {figures.micro_s:6.3f} s: "
-                f"{figures.months_rewritten:g} of {figures.months} months rewritten, "
+                f"{figures.months_rewritten:g} of {figures.months} months got a file, "
                 f"{figures.megabytes_written:.1f} MB written",
                 flush=True,
             )
