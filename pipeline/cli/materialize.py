@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     with _run_logging(log_file, verbose=args.verbose, started=started) as progress:
         progress.show("parse the dbt project")
         project = edume_dbt_project(args.dbt_project_dir, args.dbt_target_path)
-        prepare_dbt_project(project)
+        prepare_dbt_project(project, settings)
         progress.show("load the definitions")
         run_logger = dg.LoggerDefinition(
             lambda _: logging.getLogger(RUN_LOGGER),
@@ -133,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
                 asset_selection=selection,
                 raise_on_error=False,
             )
+        progress.show("done")
     _print_summary(result)
     if result.success:
-        print(f"materialize: OK in {time.monotonic() - started:.0f}s", flush=True)
+        print("materialize: OK", flush=True)
         return 0
     print(f"materialize: FAILED (see above; full log: {log_file})", file=sys.stderr, flush=True)
     return EXIT_FAILED

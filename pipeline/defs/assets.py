@@ -219,12 +219,6 @@ def mart_keys(dbt_models: dg.AssetsDefinition, project: DbtProject) -> list[dg.A
     return keys or list(dbt_models.keys)
 
 
-def _disk_usage(paths: Sequence[Path]) -> tuple[int, int]:
-    """(files, bytes) under ``paths`` (each a file, or a directory of partition files)."""
-    files = [p for path in paths for p in ([path] if path.is_file() else path.rglob("*.parquet"))]
-    return len(files), sum(p.stat().st_size for p in files)
-
-
 def build_export_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """The export asset, downstream of the marts (``upstream``)."""
 
@@ -242,14 +236,14 @@ def build_export_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, paths: EdumePaths
     ) -> dg.MaterializeResult:
         result = export_marts(paths.warehouse_path, paths.export_path, paths.engine)
-        files, size = _disk_usage([Path(p) for p in result.parquet_files])
         context.log.info(f"exported {len(result.parquet_files)} mart(s) to {paths.export_dir}")
         return dg.MaterializeResult(
             metadata={
                 "export_dir": dg.MetadataValue.path(paths.export_dir),
                 "query_file": dg.MetadataValue.path(str(result.query_file)),
-                "files_written": files,
-                "bytes_written": size,
+                # This export's own writes: months a batch did not touch are reused, not written.
+                "files_written": len(result.files_written),
+                "bytes_written": result.bytes_written,
                 **{f"rows/{name}": count for name, count in sorted(result.rows.items())},
             }
         )

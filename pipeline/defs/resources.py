@@ -71,9 +71,16 @@ def ensure_dbt_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
 
-def prepare_dbt_project(project: DbtProject) -> None:
-    """Run ``dbt parse`` now, writing the manifest the dbt assets are built from."""
+def prepare_dbt_project(project: DbtProject, settings: Settings | None = None) -> None:
+    """Run ``dbt parse`` now, writing the manifest the dbt assets are built from.
+
+    With ``settings``, dbt parses with the variables the runs give it (:meth:`EdumePaths.dbt_env`):
+    otherwise the first run's dbt finds a changed profile and parses everything again instead of
+    reusing this parse (partial parsing).
+    """
     ensure_dbt_on_path()
+    if settings is not None:
+        os.environ.update(EdumePaths.from_settings(settings).dbt_env())
     project.preparer.prepare(project)
 
 
@@ -83,5 +90,11 @@ def build_resources(project: DbtProject, settings: Settings | None = None) -> di
         # The files the assets read and write, from the EDUME_* variables.
         "paths": EdumePaths.from_settings(settings),
         # The dbt CLI over dbt_project/ (profiles.yml beside it picks the target by EDUME_ENGINE).
-        "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
+        # Hard-coded: every run of this process gets this very object. dagster-dbt runs
+        # `dbt --version` once per DbtCliResource object (a cached property), and would otherwise
+        # build a new object, and ask again (a process start, and a request to PyPI), every run.
+        "dbt": dg.ResourceDefinition.hardcoded_resource(
+            DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
+            "dbt CLI over the project (one object per process)",
+        ),
     }
