@@ -19,8 +19,9 @@ from pipeline.receiver.landing_format import OPEN_SUFFIX
 
 
 @pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.DagsterInstance.ephemeral() as made:
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    """A persistent instance in a temp dir (schedule contexts re-open it from its ref)."""
+    with dg.DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("home"))) as made:
         yield made
 
 
@@ -63,8 +64,9 @@ def stand_in_job(job_name: str) -> dg.JobDefinition:
     return defs.resolve_job_def(job_name)
 
 
-def queue_run(instance: dg.DagsterInstance, job_name: str) -> None:
-    instance.create_run_for_job(stand_in_job(job_name), status=dg.DagsterRunStatus.QUEUED)
+def pending_run(instance: dg.DagsterInstance, job_name: str) -> None:
+    """A run of ``job_name`` created and not started yet (as a launched or queued one waits)."""
+    instance.create_run_for_job(stand_in_job(job_name), status=dg.DagsterRunStatus.NOT_STARTED)
 
 
 def finish_run(instance: dg.DagsterInstance, job_name: str) -> None:
@@ -131,20 +133,20 @@ def test_sensor_skips_and_keeps_its_cursor_while_the_live_worker_runs(
     after = tick(tmp_path, during.cursor, instance)
 
     assert not during.run_requests
-    assert "live worker" in (during.skip_reason or "")
+    assert "live worker" in (during.skip_reason.skip_message or "")
     assert len(after.run_requests) == 1
 
 
-def test_sensor_skips_and_keeps_its_cursor_while_a_run_is_queued(
+def test_sensor_skips_and_keeps_its_cursor_while_a_run_waits_to_start(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     segment(tmp_path, "a")
-    queue_run(instance, PIPELINE_JOB)
+    pending_run(instance, PIPELINE_JOB)
 
     result = tick(tmp_path, None, instance)
 
     assert not result.run_requests
-    assert "queued" in (result.skip_reason or "")
+    assert f"of {PIPELINE_JOB} is not_started" in (result.skip_reason.skip_message or "")
     assert result.cursor is None
 
 
@@ -193,7 +195,7 @@ def test_hourly_schedules_skip_while_the_live_worker_runs_or_a_run_waits(
     finish_run(instance, PIPELINE_JOB)
     with hold_live_presence(tmp_path / "edume.duckdb"):
         live = schedule_ticks(tmp_path, instance)
-    queue_run(instance, AS_OF_REFRESH_JOB)
+    pending_run(instance, AS_OF_REFRESH_JOB)
     queued = schedule_ticks(tmp_path, instance)
 
     assert live == {"hourly_pipeline": [], "hourly_as_of_refresh": []}
