@@ -91,3 +91,37 @@ def test_query_file_columns_carry_the_warehouse_comments(
 
     assert seen == expected
     assert all(comment for _, _, comment in seen), "a mart column without a description"
+
+
+def _every_view(query_file: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(query_file), read_only=True) as con:
+        views = con.execute(
+            "select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
+        return {
+            f"{schema}.{view}": con.execute(
+                f'select * from "{schema}"."{view}" order by all'
+            ).fetchall()
+            for schema, view in views
+        }
+
+
+def test_exports_after_two_micro_batches_equal_a_full_export_of_the_same_warehouse(
+    tmp_path: Path, make_dbt
+) -> None:
+    warehouse, exports = tmp_path / "edume.duckdb", tmp_path / "exports"
+    deliveries = company_deliveries()
+    dbt = make_dbt(warehouse)
+    next_segment = 0
+    for part in (deliveries[::2], deliveries[1::2]):  # the second half fills in old months
+        next_segment = land_and_load(
+            tmp_path / "landing", warehouse, part, first_segment=next_segment
+        )
+        dbt("build")
+        export_marts(warehouse, exports)
+
+    full = export_marts(warehouse, tmp_path / "full")
+
+    assert _every_view(exports / "query.duckdb") == _every_view(full.query_file)
+    files = [len(list(m.glob("*.parquet"))) for m in (exports / "fct_learner_activity").iterdir()]
+    assert 2 in files, "the second batch rewrote every month instead of appending its rows"
