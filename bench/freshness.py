@@ -281,7 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=150)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--preload", type=float, default=0.4, help="share sent first (0.4)")
+    parser.add_argument(
+        "--preload",
+        type=float,
+        default=0.4,
+        help="share sent first (0.4); the course catalogue comes first in the simulated "
+        "traffic, so keep it above 0 for the trickle to carry learner events",
+    )
     parser.add_argument("--trickle-s", type=float, default=120.0)
     parser.add_argument("--burst", type=int, default=2000, help="deliveries in the burst")
     parser.add_argument("--burst-s", type=float, default=60.0)
