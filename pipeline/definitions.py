@@ -9,7 +9,6 @@ happens at import time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 
 import dagster as dg
 from dagster_dbt import DbtProject, get_asset_key_for_model
@@ -33,13 +32,8 @@ from pipeline.settings import Settings
 def build_definitions(
     project: DbtProject | None = None,
     settings: Settings | None = None,
-    loggers: Mapping[str, dg.LoggerDefinition] | None = None,
 ) -> dg.Definitions:
-    """Assemble assets, checks, jobs, sensor, schedules and resources over ``project``.
-
-    ``loggers`` replaces Dagster's console logger for every job (``materialize`` passes its
-    progress view); the run's event log is the same either way.
-    """
+    """Assemble assets, checks, jobs, sensor, schedules and resources over ``project``."""
     project = project or edume_dbt_project()
     ensure_dbt_on_path()
     project.prepare_if_dev()
@@ -62,7 +56,6 @@ def build_definitions(
         sensors=[build_landing_sensor()],
         schedules=build_hourly_schedules(),
         resources=build_resources(project, settings),
-        loggers=dict(loggers) if loggers else None,
     )
 
 

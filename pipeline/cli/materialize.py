@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
             lambda _: logging.getLogger(RUN_LOGGER),
             description="materialize: the log file, and the console or the progress view",
         )
-        defs = build_definitions(project, settings, loggers={"console": run_logger})
-        job = defs.resolve_job_def(PIPELINE_JOB)
+        defs = build_definitions(project, settings)
+        # The run's console logger is this one (the run config below turns it on).
+        job = defs.resolve_job_def(PIPELINE_JOB).with_logger_defs({"console": run_logger})
         selection = None
         if args.select:
             dbt_models = next(
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return EXIT_USAGE
             selection = sorted(keys | {RAW_EVENTS, EXPORTS})
-        run_config = {"ops": {DBT_OP: {"config": {"full_refresh": args.full_refresh}}}}
+        run_config = {
+            "ops": {DBT_OP: {"config": {"full_refresh": args.full_refresh}}},
+            "loggers": {"console": {}},
+        }
         with _instance(dg) as instance:
             result = job.execute_in_process(
                 run_config=run_config,

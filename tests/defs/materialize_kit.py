@@ -16,7 +16,7 @@ from pipeline.settings import DBT_PROJECT_DIR, REPO_ROOT
 
 # A deadline, not a speed target: a broken run fails instead of hanging the suite. A run takes
 # about a minute on a quiet 2-core machine, several when it is shared.
-MATERIALIZE_TIMEOUT_S = 600
+MATERIALIZE_TIMEOUT_S = 1200
 
 
 @dataclass
