@@ -82,7 +82,11 @@
                     ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "'") -%}
                 {%- if found.rows[0][1] > 0 and found.rows[0][0] == 0 -%}
                     {{ log('Rebuilding ' ~ node.schema ~ '.' ~ node.alias ~ ' in full: its table predates its primary key.', info=true) }}
-                    {%- do run_query('drop table "' ~ node.schema ~ '"."' ~ node.alias ~ '"') -%}
+                    {#- Through the adapter, so that dbt's relation cache forgets the table too
+                        and the model's is_incremental() is false in this run. -#}
+                    {%- do adapter.drop_relation(api.Relation.create(
+                        database=node.database, schema=node.schema, identifier=node.alias,
+                        type='table')) -%}
                 {%- endif -%}
             {%- endif -%}
         {%- endfor -%}

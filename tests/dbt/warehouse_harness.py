@@ -114,8 +114,11 @@ class DbtRunner:
             "--vars",
             self.vars_yaml,
         ]
+        # A generous deadline, only so that a hung build fails instead of hanging: a build of
+        # the test data takes well under a minute on a quiet 2-core machine, many times more
+        # when the machine is shared with other builds.
         return subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=600, check=False
+            command, env=env, capture_output=True, text=True, timeout=1800, check=False
         )
 
 
