@@ -18,6 +18,7 @@ from pipeline.defs.assets import (
     build_export_asset,
     build_raw_asset,
     mart_keys,
+    other_raw_tables,
     raw_freshness,
 )
 from pipeline.defs.checks import UNKNOWN_EVENTS_MODEL, build_checks
@@ -45,6 +46,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[
             build_raw_asset(project),
+            *other_raw_tables(project),
             dbt_models,
             build_export_asset(mart_keys(dbt_models, project)),
         ],

@@ -112,6 +112,25 @@ def build_raw_asset(project: DbtProject) -> dg.AssetsDefinition:
     return raw_edume_events
 
 
+def other_raw_tables(project: DbtProject) -> list[dg.AssetSpec]:
+    """The loader's other raw tables that dbt reads as sources (rejected lines, contract
+    deviations): declared in the ``raw`` group (the loader writes them with ``raw.edume_events``),
+    so no dbt source appears in Dagster's ``default`` group."""
+    manifest = json.loads(Path(project.manifest_path).read_text())
+    return [
+        dg.AssetSpec(
+            key=dg.AssetKey([source["source_name"], source["name"]]),
+            group_name="raw",
+            owners=OWNERS,
+            tags={"edume/layer": "raw"},
+            kinds={"duckdb"},
+            description=source.get("description") or None,
+        )
+        for unique_id, source in sorted(manifest.get("sources", {}).items())
+        if unique_id != RAW_SOURCE_ID
+    ]
+
+
 def _load_metadata(result: Any) -> dict[str, int]:
     return {
         "segments_loaded": result.segments_loaded,

@@ -81,7 +81,7 @@ def test_every_asset_has_an_owner_and_a_layer_tag(repository: dg.RepositoryDefin
 
 def test_every_asset_is_in_the_one_writer_pool(repository: dg.RepositoryDefinition) -> None:
     graph = repository.asset_graph
-    pools = {key: graph.get(key).pools for key in graph.get_all_asset_keys()}
+    pools = {key: graph.get(key).pools for key in graph.materializable_asset_keys}
 
     assert {key: pool for key, pool in pools.items() if pool != {WAREHOUSE_POOL}} == {}
 
@@ -102,7 +102,7 @@ def test_jobs_run_in_process_and_the_pipeline_job_selects_every_asset(
 
     assert job.executor_def is dg.in_process_executor
     assert refresh.executor_def is dg.in_process_executor
-    assert job.asset_layer.selected_asset_keys == repository.asset_graph.get_all_asset_keys()
+    assert job.asset_layer.selected_asset_keys == repository.asset_graph.materializable_asset_keys
     assert RAW_EVENTS not in refresh.asset_layer.selected_asset_keys
     assert EXPORTS in refresh.asset_layer.selected_asset_keys
 
