@@ -205,7 +205,11 @@ def _run_logging(log_file: Path, *, verbose: bool, started: float) -> Iterator[_
     logger = logging.getLogger(RUN_LOGGER)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    to_file = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    # Emptied here, then appended to: loading the instance's python_logs config runs
+    # logging.config.dictConfig, which closes every existing handler, and a closed FileHandler
+    # reopens only in append mode.
+    log_file.write_text("", encoding="utf-8")
+    to_file = logging.FileHandler(log_file, mode="a", encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
     progress = _Progress(sys.stdout, started, quiet=verbose)
     console: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else progress
