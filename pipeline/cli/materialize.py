@@ -53,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--select",
         metavar="DBT_SELECTION",
         help="build only these dbt models, in dbt's selection syntax (e.g. '+fct_learner_funnel': "
-        "one mart and its parents); the load and the export still run",
+        "one mart and its parents); the load still runs, and the export when a mart is selected",
     )
     parser.add_argument(
         "--verbose",
@@ -119,13 +119,17 @@ def run(args: argparse.Namespace) -> int:
                 if isinstance(a, dg.AssetsDefinition) and a.op.name == DBT_OP
             )
             chosen = build_dbt_asset_selection([dbt_models], dbt_select=args.select)
-            keys = chosen.resolve(defs.resolve_asset_graph())
+            keys = chosen.resolve(defs.resolve_asset_graph())  # dbt assets only
             if not keys:
                 print(
                     f"materialize: --select {args.select!r} matches no dbt model", file=sys.stderr
                 )
                 return EXIT_USAGE
-            selection = sorted(keys | {RAW_EVENTS, EXPORTS})
+            graph = defs.resolve_asset_graph()
+            # The export follows the marts it reads: selected only when a selected model feeds it
+            # (otherwise nothing orders it after the load and the build).
+            export = {EXPORTS} if keys & graph.get(EXPORTS).parent_keys else set()
+            selection = sorted(keys | {RAW_EVENTS} | export)
         run_config = {
             "ops": {DBT_OP: {"config": {"full_refresh": args.full_refresh}}},
             "loggers": {"console": {}},
