@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
             # (otherwise nothing orders it after the load and the build).
             export = {EXPORTS} if keys & graph.get(EXPORTS).parent_keys else set()
             selection = sorted(keys | {RAW_EVENTS} | export)
+            # Only the data tests whose every parent is built: a test that also reads a model left
+            # out (a relationship to another mart) would fail on a missing or stale relation.
+            os.environ["DBT_INDIRECT_SELECTION"] = "cautious"
         run_config = {
             "ops": {DBT_OP: {"config": {"full_refresh": args.full_refresh}}},
             "loggers": {"console": {}},
