@@ -480,7 +480,7 @@ def build_worker(
 ) -> LiveWorker:
     """Prepare the dbt project (``dbt parse``) and build the Definitions, once."""
     project = project or edume_dbt_project()
-    prepare_dbt_project(project)
+    prepare_dbt_project(project, settings)
     return LiveWorker(settings, build_definitions(project, settings), instance, options, log)
 
 
