@@ -13,6 +13,7 @@ import pytest
 from demo_support import DemoRun, run_demo
 
 from pipeline.export import DESIGNED_MARTS as MARTS
+from pipeline.export import mart_parquet_glob
 from pipeline.reporting.metrics import parse
 
 
@@ -162,8 +163,18 @@ def test_unknown_event_types_are_kept_aside_not_dropped(demo: DemoRun, truth: di
 
 def test_exports_and_report_are_written_into_the_workspace(demo: DemoRun) -> None:
     exports = demo.workspace / "exports"
-    for mart in MARTS:
-        assert (exports / f"{mart}.parquet").stat().st_size > 0, mart
+    warehouse = demo.workspace / "warehouse" / "edume.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        built = {
+            m: connection.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MARTS
+        }
+    with duckdb.connect() as connection:
+        for mart in MARTS:
+            exported = connection.execute(
+                "select count(*) from read_parquet(?, hive_partitioning = false)",
+                [mart_parquet_glob(exports, mart)],
+            ).fetchone()[0]
+            assert exported == built[mart], mart
     with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as connection:
         assert connection.execute("select count(*) from fct_learner_funnel").fetchone()[0] > 0
     assert (demo.workspace / "report.html").stat().st_size > 10_000

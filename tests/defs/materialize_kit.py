@@ -81,7 +81,12 @@ class Pipeline:
             )
 
     def export_snapshot(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(self.exports.iterdir())}
+        """Every file under the export dir (monthly versions, quality/, reporting/ included)."""
+        return {
+            str(p.relative_to(self.exports)): p.read_bytes()
+            for p in sorted(self.exports.rglob("*"))
+            if p.is_file()
+        }
 
 
 def copy_dbt_project(destination: Path, *, as_of: str | None = None) -> Path:

@@ -18,7 +18,7 @@ import pytest
 from materialize_kit import Pipeline, copy_dbt_project
 
 from bench.synthetic import write_backlog
-from pipeline.export import DESIGNED_MARTS
+from pipeline.export import DESIGNED_MARTS, mart_parquet_glob
 
 # Dagster's STEP_START event, as its console logger prints it into the run's output.
 DBT_STEP_STARTED = 'Started execution of step "edume_dbt_models"'
@@ -49,10 +49,23 @@ def test_materialize_loads_builds_and_exports_every_mart(
                 "select table_name from information_schema.tables where table_schema = 'marts'"
             ).fetchall()
         }
+        built = {m: con.execute(f'select count(*) from marts."{m}"').fetchone()[0] for m in marts}
         loaded = con.execute("select count(*) from raw.edume_events").fetchone()[0]
     assert loaded == 600
     assert set(DESIGNED_MARTS) <= marts
-    assert {p.stem for p in pipeline.exports.glob("*.parquet")} == marts
+    assert exported_row_counts(pipeline.exports, marts) == built
+
+
+def exported_row_counts(exports: Path, marts: set[str]) -> dict[str, int]:
+    """Rows of each mart's export, whatever its layout (one file, or monthly partitions)."""
+    with duckdb.connect() as con:
+        return {
+            mart: con.execute(
+                "select count(*) from read_parquet(?, hive_partitioning = false)",
+                [mart_parquet_glob(exports, mart)],
+            ).fetchone()[0]
+            for mart in marts
+        }
 
 
 @dataclass
@@ -101,9 +114,11 @@ def broken_run(pipeline: Pipeline, first_run: subprocess.CompletedProcess[str]) 
 def read_every_export(exports: Path) -> None:
     """What an analyst does: query every view of query.duckdb, and every parquet file directly."""
     with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
-        views = con.execute("select view_name from duckdb_views() where not internal").fetchall()
-        for (view,) in views:
-            con.execute(f'select count(*) from "{view}"').fetchone()
+        views = con.execute(
+            "select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
+        for schema, view in views:
+            con.execute(f'select count(*) from "{schema}"."{view}"').fetchone()
     with duckdb.connect() as con:
         for path in exports.glob("*.parquet"):
             con.execute(f"select count(*) from read_parquet('{path}')").fetchone()

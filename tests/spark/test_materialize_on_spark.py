@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from warehouse_harness import MARTS
 
+from pipeline.export import mart_parquet_glob
 from pipeline.loader.handoff import spark_dir
 from pipeline.settings import REPO_ROOT
 from pipeline.spark_marts import connect_spark_marts
@@ -56,7 +57,8 @@ def test_materialize_on_spark_exports_the_marts_spark_built(tmp_path: Path) -> N
         for mart in MARTS:
             built = connection.execute(f"select * from marts.{mart} order by all").fetchall()
             exported = connection.execute(
-                f"select * from read_parquet('{exports / mart}.parquet') order by all"
+                "select * from read_parquet(?, hive_partitioning = false) order by all",
+                [mart_parquet_glob(exports, mart)],
             ).fetchall()
             assert exported == built, mart
             exported_rows[mart] = len(exported)
