@@ -18,6 +18,7 @@ from pipeline.receiver.landing_format import (
     LandedDelivery,
     parse_line,
 )
+from pipeline.receiver.process import ReceiverProcess
 from pipeline.receiver.signature import sign
 
 SECRET = "whsec_receiver_test_secret_9f2c1d"
@@ -108,6 +109,13 @@ def landed(landing_dir: Path, *, include_open: bool = True) -> list[LandedDelive
     for name in names:
         lines.extend(parse_line(line) for line in files[name].splitlines(True))
     return lines
+
+
+def landing_child(receiver: ReceiverProcess) -> int:
+    """The pid of the receiver's landing writer process (its only child)."""
+    children = Path(f"/proc/{receiver.pid}/task/{receiver.pid}/children").read_text().split()
+    assert len(children) == 1, f"expected one landing process, found {children}"
+    return int(children[0])
 
 
 def landing_size(landing_dir: Path) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 
-from receiver_kit import SECRET, event, landed, signed_headers
+from receiver_kit import SECRET, event, landed, landing_child, signed_headers
 
 from pipeline.receiver.landing_format import REJECTS_DIR
 from pipeline.receiver.process import ReceiverProcess
@@ -36,7 +38,10 @@ def test_every_acknowledged_delivery_survives_sigkill_and_no_torn_line_is_sealed
     tmp_path: Path,
 ) -> None:
     landing = tmp_path / "landing"
-    receiver = ReceiverProcess(landing, secrets=[SECRET], args=["--segment-max-bytes", "4000000"])
+    # Nothing seals a segment before the cut (no size, age or idle seal), so the cut always leaves
+    # open segments for recovery to decide on.
+    never = ["--segment-max-bytes", str(1 << 40), "--segment-max-age", "86400"]
+    receiver = ReceiverProcess(landing, secrets=[SECRET], args=[*never, "--segment-idle-seal", "0"])
     acknowledged: list[bytes] = []
     stop = threading.Event()
     clients = [
@@ -51,7 +56,12 @@ def test_every_acknowledged_delivery_survives_sigkill_and_no_torn_line_is_sealed
     while len(acknowledged) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(acknowledged) >= 100, "the load never got going"
-    assert receiver.kill() < 0  # SIGKILL, mid-load
+    # A power cut, mid-load: the landing writer dies first, in the middle of whatever it was
+    # writing, then the server. (Killing only the server lets the writer see its pipe close and
+    # seal its segments cleanly before the kernel's parent-death SIGKILL reaches it, so nothing
+    # would be left for recovery.)
+    os.kill(landing_child(receiver), signal.SIGKILL)
+    assert receiver.kill() < 0
     stop.set()
     for client in clients:
         client.join(timeout=30)

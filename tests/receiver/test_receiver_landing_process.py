@@ -7,16 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from receiver_kit import SECRET, event, landed, metric, post, signed_headers
+from receiver_kit import SECRET, event, landed, landing_child, metric, post, signed_headers
 
 from pipeline.receiver.process import ReceiverProcess
-
-
-def _landing_child(receiver: ReceiverProcess) -> int:
-    children = Path(f"/proc/{receiver.pid}/task/{receiver.pid}/children").read_text().split()
-    assert len(children) == 1, f"expected one landing process, found {children}"
-    return int(children[0])
-
 
 # How long to wait for an event (a process gone, a writer replaced) before calling it broken; it
 # only keeps a broken receiver from hanging the suite, so it is far beyond any machine's need.
@@ -38,7 +31,7 @@ def _gone(pid: int, timeout_s: float = GIVE_UP_S) -> bool:
 
 def test_sigkilled_server_takes_its_landing_process_with_it(tmp_path: Path) -> None:
     receiver = ReceiverProcess(tmp_path / "landing", secrets=[SECRET])
-    child = _landing_child(receiver)
+    child = landing_child(receiver)
     receiver.kill()
     assert _gone(child), "the landing process outlived a SIGKILLed server"
 
@@ -48,7 +41,7 @@ def test_lost_landing_process_is_replaced_and_deliveries_land_again(tmp_path: Pa
     with ReceiverProcess(landing, secrets=[SECRET], log_path=tmp_path / "r.log") as receiver:
         first = event(1)
         assert post(receiver.webhook_url, first, signed_headers(first)).status == 204
-        lost_child = _landing_child(receiver)
+        lost_child = landing_child(receiver)
         os.kill(lost_child, signal.SIGKILL)
         assert _gone(lost_child)
         lost = event(2)
@@ -63,7 +56,7 @@ def test_lost_landing_process_is_replaced_and_deliveries_land_again(tmp_path: Pa
         assert statuses[-1] == 204 and set(statuses[:-1]) <= {503}, statuses
         assert metric(receiver.url, "edume_receiver_landing_restarts_total") == 1
         assert metric(receiver.url, "edume_receiver_landing_writable") == 1
-        assert _landing_child(receiver) != lost_child
+        assert landing_child(receiver) != lost_child
         # The new writer's recovery sealed the lost one's segment, first delivery included.
         assert first in {d.body for d in landed(landing, include_open=False)}
     assert [d.body for d in landed(landing)].count(lost) == 1
