@@ -156,14 +156,18 @@ def run(args: argparse.Namespace) -> int:
 class _Progress(logging.Handler):
     """The progress view: the running step, dbt nodes done of total, elapsed seconds.
 
-    Fed by the run's log records: Dagster's STEP_START events name the step, and the dbt step's
-    ``dbt progress N/TOTAL`` lines (:data:`pipeline.defs.assets.DBT_PROGRESS_PREFIX`) count models.
+    Fed by the run's log records, where Dagster's STEP_START events name the step, and by the dbt
+    step's ``dbt progress N/TOTAL`` lines (logger :data:`pipeline.defs.assets.DBT_PROGRESS_LOGGER`),
+    which count models.
     On a terminal it redraws one line; otherwise it prints a line per change
     (:data:`PROGRESS_LINE`).
     """
 
-    def __init__(self, out: TextIO, started: float, *, quiet: bool = False) -> None:
+    def __init__(
+        self, out: TextIO, started: float, dbt_logger: str, *, quiet: bool = False
+    ) -> None:
         super().__init__(logging.DEBUG)
+        self.dbt_logger = dbt_logger
         self.out = out
         self.quiet = quiet  # with --verbose the full log is the view
         self.started = started
@@ -182,9 +186,14 @@ class _Progress(logging.Handler):
         if event is not None and event.event_type_value == "STEP_START":
             self.step = meta.get("step_key") or self.step
             self._draw()
-        elif match := _DBT_PROGRESS.search(meta.get("orig_message") or ""):
+        elif match := self._dbt_progress(record):
             self.dbt = (int(match["done"]), int(match["total"]))
             self._draw()
+
+    def _dbt_progress(self, record: logging.LogRecord) -> re.Match[str] | None:
+        if record.name != self.dbt_logger:
+            return None
+        return _DBT_PROGRESS.search(record.getMessage())
 
     def _draw(self) -> None:
         if self.quiet:
@@ -218,16 +227,22 @@ def _run_logging(log_file: Path, *, verbose: bool, started: float) -> Iterator[_
     log_file.write_text("", encoding="utf-8")
     to_file = logging.FileHandler(log_file, mode="a", encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
-    progress = _Progress(sys.stdout, started, quiet=verbose)
+    from pipeline.defs.assets import DBT_PROGRESS_LOGGER  # Dagster: not for --help
+
+    progress = _Progress(sys.stdout, started, DBT_PROGRESS_LOGGER, quiet=verbose)
     console: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else progress
     console.setFormatter(to_file.formatter)
-    logger.addHandler(to_file)
-    logger.addHandler(console)
+    dbt_progress = logging.getLogger(DBT_PROGRESS_LOGGER)
+    dbt_progress.setLevel(logging.INFO)
+    for source in (logger, dbt_progress):
+        source.addHandler(to_file)
+        source.addHandler(console)
     try:
         yield progress
     finally:
-        logger.removeHandler(console)
-        logger.removeHandler(to_file)
+        for source in (logger, dbt_progress):
+            source.removeHandler(console)
+            source.removeHandler(to_file)
         to_file.close()
         progress.finish()
 
