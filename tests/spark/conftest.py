@@ -1,5 +1,6 @@
-"""The parity tests reuse the warehouse tests' fixture company and harness (tests/dbt), whose
-modules import one another by bare name, as pytest's default import mode allows there."""
+"""The parity tests reuse the warehouse tests' fixture company and harness (tests/dbt) and the
+materialize kit (tests/defs), whose modules import one another by bare name, as pytest's default
+import mode allows there."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from system_tools import require
 
 # Why at import: pytest imports this conftest before collecting test_parity.py, whose imports
 # of fixture_company and warehouse_harness need tests/dbt on the path.
-_WAREHOUSE_TESTS = str(Path(__file__).resolve().parent.parent / "dbt")
-if _WAREHOUSE_TESTS not in sys.path:
-    sys.path.insert(0, _WAREHOUSE_TESTS)
+# The Spark run is a real `materialize`, driven by tests/defs' kit.
+for _shared in ("dbt", "defs"):
+    _path = str(Path(__file__).resolve().parent.parent / _shared)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

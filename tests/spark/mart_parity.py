@@ -48,7 +48,8 @@ def _sort_key(row: tuple) -> tuple:
     )
 
 
-def _table(connection: duckdb.DuckDBPyConnection, relation: str) -> Table:
+def read_table(connection: duckdb.DuckDBPyConnection, relation: str) -> Table:
+    """``relation`` (a table, or a table function such as ``read_parquet(...)``), normalised."""
     cursor = connection.execute(f"select * from {relation}")
     columns = tuple(column[0] for column in cursor.description)
     rows = [tuple(normalise(value) for value in row) for row in cursor.fetchall()]
@@ -66,14 +67,14 @@ def duckdb_marts(warehouse: Path) -> dict[str, Table]:
                 [MARTS_SCHEMA],
             ).fetchall()
         ]
-        return {name: _table(connection, f"{MARTS_SCHEMA}.{name}") for name in names}
+        return {name: read_table(connection, f"{MARTS_SCHEMA}.{name}") for name in names}
 
 
 def spark_marts(spark_warehouse_dir: Path) -> dict[str, Table]:
     """Every table of database ``marts`` in a Spark warehouse dir, read as the exporter does."""
     with connect_spark_marts(spark_warehouse_dir) as connection:
         return {
-            name: _table(connection, f"{MARTS_SCHEMA}.{name}")
+            name: read_table(connection, f"{MARTS_SCHEMA}.{name}")
             for name in spark_mart_dirs(spark_warehouse_dir)
         }
 

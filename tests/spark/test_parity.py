@@ -1,12 +1,14 @@
 """The same landed deliveries, built by the same dbt project on DuckDB and on Spark, give the same
 marts, row for row (normalisation and tolerance: mart_parity.py).
 
-Each test runs the real pipeline pieces: land sealed segments, load them into a DuckDB file, run
-``dbt build`` on the duckdb target, export the raw hand-off, run ``dbt build`` on the spark target
-(a local Spark, one session for the whole invocation, tests included), then compare every table
-of schema ``marts`` (the marts and the seed they join). The data: the warehouse tests' fixture
-company, deliveries that probe each dispatched macro's edge cases, and a seed of the simulator
-with re-deliveries and out-of-order arrival. Budget: two dbt invocations, one Spark start.
+The Spark side is a real ``EDUME_ENGINE=spark edume-pipeline materialize``: the Dagster job loads
+the landing into DuckDB, hands ``raw.edume_events`` off as parquet, runs ``dbt build`` on a local
+Spark (one session for the whole invocation, tests included) and exports the marts Spark built.
+The DuckDB side loads the same landing and runs ``dbt build`` on the duckdb target. Every table of
+schema ``marts`` (the marts and the seed they join) is compared, and every export is compared with
+the Spark mart it came from. The data: the warehouse tests' fixture company, deliveries that probe
+each dispatched macro's edge cases, and a seed of the simulator with re-deliveries and
+out-of-order arrival. Budget: one Spark start.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from fixture_company import at, company_deliveries
-from mart_parity import Table, differences, duckdb_marts, spark_marts
+from mart_parity import Table, differences, duckdb_marts, read_table, spark_marts
+from materialize_kit import MATERIALIZE_TIMEOUT_S, Pipeline, copy_dbt_project
 from warehouse_harness import MARTS, Delivery, land
 
-from pipeline.loader.handoff import hand_off, spark_dir
+from pipeline.export import mart_parquet_glob
+from pipeline.loader.handoff import spark_dir
 from pipeline.loader.ndjson import load_landing
-from pipeline.settings import DBT_PROJECT_DIR
+from pipeline.settings import DBT_PROJECT_DIR, REPO_ROOT
 from pipeline.simulator.generate import default_end, generate
+from pipeline.spark_marts import connect_spark_marts
 
 DBT = Path(sys.executable).with_name("dbt")
 SIMULATED_LEARNERS = 60
@@ -64,21 +69,6 @@ def _dbt_build(engine: str, warehouse: Path, work_dir: Path, as_of: str) -> None
     )
     if done.returncode != 0:
         pytest.fail(f"dbt build on {engine} failed:\n{done.stdout[-8000:]}\n{done.stderr[-3000:]}")
-
-
-def build_on_both_engines(
-    tmp_path: Path, deliveries: Sequence[Delivery], as_of: str
-) -> tuple[dict[str, Table], dict[str, Table]]:
-    """Land, load and build ``deliveries`` on DuckDB then on Spark; return both sets of marts."""
-    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse" / "edume.duckdb"
-    land(landing, deliveries)
-    loaded = load_landing(landing, warehouse)
-    assert loaded.rows_loaded == len(deliveries) and loaded.rows_rejected == 0, loaded
-    _dbt_build("duckdb", warehouse, tmp_path, as_of)
-    handed = hand_off("spark", warehouse, env={})
-    assert handed is not None and handed.rows_written == len(deliveries), handed
-    _dbt_build("spark", warehouse, tmp_path, as_of)
-    return duckdb_marts(warehouse), spark_marts(spark_dir(warehouse, env={}) / "warehouse")
 
 
 def _body(event_type: str, payload_json: str, timestamp: str) -> bytes:
@@ -178,12 +168,14 @@ def _assert_identical(on_duckdb: dict[str, Table], on_spark: dict[str, Table]) -
 
 
 @pytest.mark.spark
-def test_the_fixture_company_edge_cases_and_a_simulator_seed_build_the_same_marts_on_both_engines(
+def test_materialize_on_spark_builds_the_same_marts_as_duckdb_and_exports_them(
     tmp_path: Path,
 ) -> None:
-    # One warehouse holds all three datasets so that each engine starts once: the fixture
-    # company (2024) and the simulator (2026) share some ids, which only makes the marts
-    # richer; the comparison does not care what the figures are, only that both engines agree.
+    """``EDUME_ENGINE=spark edume-pipeline materialize``: the whole Dagster job (load, hand-off,
+    dbt build on a local Spark, export) over the fixture company, the edge cases and a simulator
+    seed in one landing (one Spark start), against ``dbt build`` on DuckDB of the same landing.
+    The fixture company (2024) and the simulator (2026) share some ids, which only makes the marts
+    richer; the comparison does not care what the figures are, only that both engines agree."""
     deliveries = sorted(
         company_deliveries()
         + edge_case_deliveries()
@@ -191,7 +183,41 @@ def test_the_fixture_company_edge_cases_and_a_simulator_seed_build_the_same_mart
         key=lambda delivery: delivery.received_at,
     )
     as_of = default_end().strftime("%Y-%m-%d %H:%M:%S")
-    _assert_identical(*build_on_both_engines(tmp_path, deliveries, as_of))
+    on_spark = Pipeline.under(
+        tmp_path / "spark-run", copy_dbt_project(tmp_path / "dbt", as_of=as_of)
+    )
+    land(on_spark.landing, deliveries)
+    env = {k: v for k, v in on_spark.env().items() if k != "EDUME_SPARK_DIR"}
+    env.update(EDUME_ENGINE="spark", EDUME_SPARK_MASTER="local[2]")
+    done = subprocess.run(
+        on_spark.command("--dbt-target-path", str(tmp_path / "target-spark-run")),
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=MATERIALIZE_TIMEOUT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert "materialized exports/marts" in done.stdout
+    with duckdb.connect(str(on_spark.warehouse), read_only=True) as connection:
+        (loaded,) = connection.execute("select count(*) from raw.edume_events").fetchone()
+        schemas = {
+            row[0]
+            for row in connection.execute("select schema_name from duckdb_schemas()").fetchall()
+        }
+    assert loaded == len(deliveries)
+    assert "marts" not in schemas  # Spark built them, not DuckDB
+
+    warehouse = tmp_path / "duckdb" / "edume.duckdb"
+    assert load_landing(on_spark.landing, warehouse).rows_loaded == len(deliveries)
+    _dbt_build("duckdb", warehouse, tmp_path, as_of)
+    spark_warehouse = spark_dir(on_spark.warehouse, env={}) / "warehouse"
+    built_on_spark = spark_marts(spark_warehouse)
+    _assert_identical(duckdb_marts(warehouse), built_on_spark)
+
+    # What the export wrote is what Spark built, mart for mart.
+    with connect_spark_marts(spark_warehouse) as connection:
+        for mart in MARTS:
+            glob = mart_parquet_glob(on_spark.exports, mart)
+            exported = read_table(connection, f"read_parquet('{glob}', hive_partitioning = false)")
+            assert exported == built_on_spark[mart], mart
+    assert built_on_spark["fct_learner_activity"].rows
 
 
 def test_the_comparison_reports_a_row_that_differs_on_one_engine() -> None:
