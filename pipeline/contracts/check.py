@@ -6,13 +6,17 @@ Dagster raw asset, the live worker). It looks only at rows loaded since the last
 staging reads: it compares shapes, not values.
 
 How it stays cheap: one scan of the new rows reduces them, per event type, to their distinct
-(``json_structure(body)``, arrays) pairs, where the arrays are the texts of the arrays the
-contract declares (``payload.teams`` ...). ``json_structure`` merges array items, which would
-hide an item missing a field or with a different type, so items are checked from the arrays'
-texts instead, each distinct text once. Each distinct pair is validated once in Python
+(``json_structure(body)``, items) pairs. ``json_structure`` merges array items, which would hide
+an item missing a field or with a different type, so for each array the contract declares
+(``payload.teams`` ...) the scan also lists the distinct ``json_structure`` of its items, sorted:
+shapes, not texts, so that arrays of different ids and names do not make a pair per delivery
+(they did when the arrays' texts were compared: thousands of pairs per load, each parsed again in
+Python). Each distinct body shape and item shape is validated once in Python
 (:mod:`pipeline.contracts.schema`). Only when some pair deviates are the deliveries that have it
 recorded: by event type when every delivery of the type deviates alike (a wrong hypothesis does
 that), else by a second parse of the new rows of the deviating types.
+
+What it costs is ``json_structure`` itself, a few µs a body: ``bench/loader.py`` measures it.
 
 Tables (schema ``raw``; created here, upgraded in place):
 
@@ -42,18 +46,19 @@ from pipeline.contracts.schema import (
     Deviation,
     array_paths,
     contracts_fingerprint,
-    deviations,
     distinct_deviations,
     json_path,
     load_contracts,
     read_by,
     shape_from_structure,
-    shape_of,
     subschema,
 )
 from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
+
+# Per declared array, the sorted distinct json_structure texts of its items (None: no array).
+Items = list[list[str] | None] | None
 
 DEVIATIONS_VIEW = "raw.edume_contract_deviations"
 
@@ -65,7 +70,7 @@ create table if not exists raw.edume_contract_state (
   checked_at timestamp not null
 );
 create table if not exists raw.edume_contract_shape_deviations (
-  shape_key varchar not null,         -- sha256 of (event type, json_structure, arrays)
+  shape_key varchar not null,         -- sha256 of (event type, json_structure, items)
   event_type varchar not null,
   path varchar not null,              -- dotted, [] for array items: payload.activities[].type
   problem varchar not null,           -- missing | unexpected | type
@@ -98,7 +103,7 @@ group by all;
 
 @dataclass(frozen=True)
 class ContractCheckResult:
-    """What one check looked at: new rows of a known type, their distinct (shape, arrays) pairs,
+    """What one check looked at: new rows of a known type, their distinct (shape, items) pairs,
     the deviating pairs and the delivery lines that have them."""
 
     rows_checked: int = 0
@@ -113,8 +118,8 @@ class _Plan:
     """The SQL pieces every check of one set of contracts shares."""
 
     types: tuple[str, ...]
-    array_paths: tuple[str, ...]  # dotted, aligned with the `arrays` column
-    arrays_sql: str
+    array_paths: tuple[str, ...]  # dotted, aligned with the `items` column
+    items_sql: str
 
 
 @cache
@@ -125,14 +130,16 @@ def _plan(fingerprint: str) -> _Plan:
     if paths and with_arrays:
         listed = ", ".join(f"'{json_path(p)}'" for p in paths)
         types = ", ".join(f"'{t}'" for t in with_arrays)
+        # Per declared array (NULL where absent): the distinct structures of its items, sorted.
         # Bodies of types without arrays (most learner events) are not parsed a second time.
-        arrays_sql = (
-            f"case when event_type in ({types}) "
-            f"then cast(json_extract(body, [{listed}]) as varchar[]) end"
+        items_sql = (
+            f"case when event_type in ({types}) then list_transform("
+            f"json_extract(body, [{listed}]), lambda a: list_sort(list_distinct(list_transform("
+            "json_extract(a, '$[*]'), lambda x: json_structure(x)::varchar)))) end"
         )
     else:
-        arrays_sql = "cast(null as varchar[])"
-    return _Plan(tuple(contracts), tuple(paths), arrays_sql)
+        items_sql = "cast(null as varchar[][])"
+    return _Plan(tuple(contracts), tuple(paths), items_sql)
 
 
 def check_new_deliveries(warehouse: Path) -> ContractCheckResult:
@@ -217,7 +224,7 @@ def _check_window(
     params = {**params, "through": through, "types": list(plan.types)}
     groups = con.execute(
         f"""
-        select event_type, json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays,
+        select event_type, json_structure(body)::varchar as shape, {plan.items_sql} as items,
                count(*) as lines
         from raw.edume_events
         where {window} and event_type in (select unnest($types))
@@ -225,20 +232,20 @@ def _check_window(
         """,
         params,
     ).fetchall()
-    items_cache: dict[tuple[str, str, str], list[Deviation]] = {}
-    per_type: dict[str, list[tuple[str, list[str] | None, tuple[Deviation, ...]]]] = {}
-    for event_type, shape, arrays, _lines in groups:
+    item_cache: dict[tuple[str, str, str], list[Deviation]] = {}
+    per_type: dict[str, list[tuple[str, Items, tuple[Deviation, ...]]]] = {}
+    for event_type, shape, items, _lines in groups:
         contract = contracts[event_type]
-        problems = distinct_deviations(shape_from_structure(shape), contract)
-        for path, text in zip(plan.array_paths, arrays or (), strict=False):
-            if text is not None:
-                key = (event_type, path, text)
-                if key not in items_cache:
-                    items_cache[key] = _item_deviations(contract, path, text)
-                problems.extend(items_cache[key])
-        per_type.setdefault(event_type, []).append((shape, arrays, tuple(sorted(set(problems)))))
+        problems = set(distinct_deviations(shape_from_structure(shape), contract))
+        for path, structures in zip(plan.array_paths, items or (), strict=False):
+            for structure in structures or ():
+                key = (event_type, path, structure)
+                if key not in item_cache:
+                    item_cache[key] = _item_deviations(contract, path, structure)
+                problems.update(item_cache[key])
+        per_type.setdefault(event_type, []).append((shape, items, tuple(sorted(problems))))
     whole_types: dict[str, str] = {}
-    by_shape: list[tuple[str, str, str, list[str] | None]] = []
+    by_shape: list[tuple[str, str, str, Items]] = []
     found: list[tuple[str, str, str, str, str, str, str]] = []
     for event_type, entries in per_type.items():
         kinds = {problems for _, _, problems in entries}
@@ -249,10 +256,10 @@ def _check_window(
             whole_types[event_type] = key
             found += _found_rows(key, event_type, contracts[event_type], entries[0][2])
             continue
-        for shape, arrays, problems in entries:
+        for shape, items, problems in entries:
             if problems:
-                key = _shape_key(event_type, shape, arrays)
-                by_shape.append((key, event_type, shape, arrays))
+                key = _shape_key(event_type, shape, items)
+                by_shape.append((key, event_type, shape, items))
                 found += _found_rows(key, event_type, contracts[event_type], problems)
     rows = sum(group[3] for group in groups)
     deviating_rows = (
@@ -279,24 +286,18 @@ def _found_rows(
     ]
 
 
-def _item_deviations(contract: Mapping[str, Any], path: str, text: str) -> list[Deviation]:
-    """Deviations of each item of the array ``text`` found at ``path`` (the array's own type is
-    the body check's business)."""
+def _item_deviations(contract: Mapping[str, Any], path: str, structure: str) -> list[Deviation]:
+    """Deviations of an item whose ``json_structure`` is ``structure``, in the array at ``path``
+    (the array's own type is the body check's business). Arrays inside an item are left opaque,
+    as no contract declares one (a test keeps it so)."""
     node = subschema(contract, path)
-    try:
-        value = json.loads(text)
-    except ValueError:  # DuckDB produced it from valid JSON; never expected
+    if node is None or "items" not in node:
         return []
-    if node is None or "items" not in node or not isinstance(value, list):
-        return []
-    found: set[Deviation] = set()
-    for item in shape_of(value):
-        found.update(deviations(item, node["items"], f"{path}[]"))
-    return sorted(found)
+    return distinct_deviations(shape_from_structure(structure), node["items"], f"{path}[]")
 
 
-def _shape_key(event_type: str, shape: str, arrays: Sequence[str | None] | None) -> str:
-    canonical = json.dumps([event_type, shape, list(arrays) if arrays is not None else None])
+def _shape_key(event_type: str, shape: str, items: Items) -> str:
+    canonical = json.dumps([event_type, shape, items])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -306,11 +307,11 @@ def _record(
     params: dict[str, Any],
     plan: _Plan,
     whole_types: Mapping[str, str],
-    by_shape: list[tuple[str, str, str, list[str] | None]],
+    by_shape: list[tuple[str, str, str, Items]],
     found: list[tuple[str, str, str, str, str, str, str]],
 ) -> int:
     """Store the deviations and find the deliveries that have them: by type where a whole type
-    deviates alike, else by (shape, arrays), which takes a second parse of those types' rows."""
+    deviates alike, else by (shape, items), which takes a second parse of those types' rows."""
     con.execute(
         "insert into raw.edume_contract_shape_deviations "
         "select * from (select unnest($rows, recursive := true)) "
@@ -338,8 +339,8 @@ def _record(
             "select unnest($rows, recursive := true)",
             {
                 "rows": [
-                    {"shape_key": k, "event_type": t, "shape": s, "arrays": a}
-                    for k, t, s, a in by_shape
+                    {"shape_key": k, "event_type": t, "shape": s, "items": i}
+                    for k, t, s, i in by_shape
                 ]
             },
         )
@@ -349,13 +350,13 @@ def _record(
             select k.shape_key, e.delivery_id, e.received_at
             from (
                 select delivery_id, received_at, event_type,
-                       json_structure(body)::varchar as shape, {plan.arrays_sql} as arrays
+                       json_structure(body)::varchar as shape, {plan.items_sql} as items
                 from raw.edume_events
                 where {window} and event_type in (select unnest($types))
             ) as e
             join _contract_deviating as k
               on k.event_type = e.event_type and k.shape = e.shape
-             and k.arrays is not distinct from e.arrays
+             and k.items is not distinct from e.items
             """,
             {**params, "types": sorted({t for _, t, _, _ in by_shape})},
         )
