@@ -1,6 +1,8 @@
 {#- Grain: one row per (learner, course) in progress and inactive for stall_after_days or more
-    at as_of: whom to remind, with the name and id a manager needs to reach them. -#}
-{{ config(tags=['as_of']) }}
+    at as_of: whom to remind, with the name and id a manager needs to reach them. A view: it
+    holds most in-progress pairs, so a table meant writing a copy of them at every build; the
+    export (and any reader) computes it once from the marts, as of the build's as_of. -#}
+{{ config(materialized='view', tags=['as_of']) }}
 select
     progress.learner_id,
     learners.external_user_id,

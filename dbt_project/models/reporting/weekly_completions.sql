@@ -1,14 +1,17 @@
 {#- Grain: one row per week (Monday, UTC) from the week of the first learner added to the week
-    of the latest activity, empty weeks included: courses started and completed that week. -#}
+    of the latest activity, empty weeks included: courses started and completed that week.
+    Reads the (learner, course) aggregate behind fct_learner_course_progress, whose naive
+    timestamps are UTC: the view's as_of columns are not needed here, and computing them for
+    every pair made this model grow with the warehouse. -#}
 with
 
 progress as (
     select
-        cast(date_trunc('week', added_at at time zone 'UTC') as date) as added_week,
-        cast(date_trunc('week', started_at at time zone 'UTC') as date) as started_week,
-        cast(date_trunc('week', completed_at at time zone 'UTC') as date) as completed_week,
-        cast(date_trunc('week', last_activity_at at time zone 'UTC') as date) as last_week
-    from {{ ref('fct_learner_course_progress') }}
+        cast(date_trunc('week', added_at) as date) as added_week,
+        cast(date_trunc('week', started_at) as date) as started_week,
+        cast(date_trunc('week', completed_at) as date) as completed_week,
+        cast(date_trunc('week', last_activity_at) as date) as last_week
+    from {{ ref('int_learner_course_progress_aggregated') }}
 ),
 
 weeks as (
