@@ -54,7 +54,7 @@
     copy's, a safe watermark.
 
     Incremental: only rows loaded since the watermark are read; the copies already kept for the
-    same delivery_ids are re-ranked with them, so the result equals a full refresh whatever
+    same delivery_ids (looked up by their listed ids, see listed_keys) are re-ranked with them, so the result equals a full refresh whatever
     order the copies were loaded in. Pair with unique_key='delivery_id'. Every row written gets
     built_at = this_run(), which scopes data tests to the rows of the run. -#}
 {% macro keep_earliest_copies(relation, columns) -%}
@@ -72,7 +72,9 @@ copies as (
     union all
     select {{ columns | join(', ') }}
     from {{ this }}
-    where delivery_id in (select delivery_id from new_copies)
+    where delivery_id in ({{ edume.listed_keys(
+        'select distinct delivery_id from ' ~ relation ~ ' where ' ~ edume.loaded_since_last_run(),
+        'select delivery_id from new_copies') }})
     {% endif %}
 ),
 
@@ -99,10 +101,73 @@ select * from final
 {%- endmacro %}
 
 
+{#- The keys `query` returns (one column of text), rendered as a list of literals for an
+    `in (...)` filter, so that the engine looks them up in the target's primary-key index (or
+    skips row groups by their min/max) instead of scanning the whole key column to probe a
+    join: a micro-batch's handful of keys then costs the same whatever the table's size. More
+    than `max_keys` keys (a large catch-up load): `fallback`, a subquery returning the same
+    keys. No key: null (matches nothing). Numbers are rendered as numbers, anything else as a
+    quoted string. Run when the model runs, after its parents. -#}
+{% macro listed_keys(query, fallback, max_keys=1000) -%}
+    {%- if execute -%}
+        {%- set keys = run_query(query ~ ' limit ' ~ (max_keys + 1)).columns[0].values() -%}
+        {%- if keys | length == 0 -%}
+            null
+        {%- elif keys | length <= max_keys -%}
+            {%- for key in keys -%}
+                {{ key if key is number else "'" ~ (key | string | replace("'", "''")) ~ "'" }}
+                {{- ', ' if not loop.last }}
+            {%- endfor -%}
+        {%- else -%}
+            {{ fallback }}
+        {%- endif -%}
+    {%- else -%}
+        {{ fallback }}
+    {%- endif -%}
+{%- endmacro %}
+
+
 {% macro add_minutes(timestamp_expression, minutes) -%}
     {{ return(adapter.dispatch('add_minutes', 'edume')(timestamp_expression, minutes)) }}
 {%- endmacro %}
 
 {% macro duckdb__add_minutes(timestamp_expression, minutes) -%}
     ({{ timestamp_expression }} + to_minutes(cast({{ minutes }} as bigint)))
+{%- endmacro %}
+
+
+{#- dbt-duckdb's delete+insert, but for a one-column unique key the rows replaced are deleted by
+    their listed keys (listed_keys): `delete ... where key in (select key from <new rows>)`
+    scanned the whole key column of the target at every run, a cost that grew with the table,
+    where the listed keys are looked up in its primary-key index. Otherwise dbt-duckdb's own SQL
+    (a composite key: a join on every key column). -#}
+{% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
+    {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}
+    {%- if unique_key is string %}
+        delete from {{ target }}
+        where {{ unique_key }} in ({{ edume.listed_keys(
+            'select distinct ' ~ unique_key ~ ' from ' ~ source,
+            'select ' ~ unique_key ~ ' from ' ~ source) }})
+        {%- for predicate in incremental_predicates or [] %}
+            and {{ predicate }}
+        {%- endfor %};
+    {%- elif unique_key %}
+        delete from {{ target }} as DBT_INCREMENTAL_TARGET
+        using {{ source }}
+        where (
+            {%- for key in unique_key %}
+            {{ source }}.{{ key }} = DBT_INCREMENTAL_TARGET.{{ key }}
+            {{- " and" if not loop.last }}
+            {%- endfor %}
+            {%- for predicate in incremental_predicates or [] %}
+            and {{ predicate }}
+            {%- endfor %}
+        );
+    {%- endif %}
+
+    insert into {{ target }} ({{ dest_cols_csv }})
+    (
+        select {{ dest_cols_csv }}
+        from {{ source }}
+    )
 {%- endmacro %}
