@@ -47,9 +47,14 @@ demo: $(STAMP)
 system-deps:
 	@bash scripts/ensure-system-deps
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), each taking a whole test file at a time
+# (--dist loadfile: a file's module fixtures are built once). Most of a test's time is spent
+# waiting on the processes it starts (receivers, dbt, Spark, Dagster), so two workers fit two cores.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(SPARK_STAMP) $(DEV_STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
