@@ -10,7 +10,7 @@
 Both skip while the live worker runs (it refreshes on its own) or a run is queued or starting.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -39,49 +39,60 @@ def _busy(context: dg.ScheduleEvaluationContext, paths: EdumePaths) -> str | Non
     )
 
 
+Decision = Callable[[dg.ScheduleEvaluationContext, EdumePaths], dg.RunRequest | dg.SkipReason]
+
+
+def _hourly(name: str, job_name: str, description: str, decide: Decision) -> dg.ScheduleDefinition:
+    """An hourly schedule that skips while another writer is busy, else asks ``decide``."""
+
+    @dg.schedule(
+        name=name,
+        job_name=job_name,
+        cron_schedule=HOURLY,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def hourly(
+        context: dg.ScheduleEvaluationContext, paths: EdumePaths
+    ) -> dg.RunRequest | dg.SkipReason:
+        busy = _busy(context, paths)
+        return dg.SkipReason(busy) if busy else decide(context, paths)
+
+    return hourly
+
+
+def _load_what_waits(
+    context: dg.ScheduleEvaluationContext, paths: EdumePaths
+) -> dg.RunRequest | dg.SkipReason:
+    unloaded = _unloaded(context, paths)
+    if not unloaded:
+        return dg.SkipReason("no sealed segment waits unloaded")
+    return dg.RunRequest(tags={"edume/segments": str(len(unloaded))})
+
+
+def _refresh_when_idle(
+    context: dg.ScheduleEvaluationContext, paths: EdumePaths
+) -> dg.RunRequest | dg.SkipReason:
+    if last_run_start_ns(context.instance, PIPELINE_JOB) is None:
+        return dg.SkipReason("nothing loaded yet: no mart to refresh")
+    if _unloaded(context, paths):
+        return dg.SkipReason("hourly_pipeline runs this hour and refreshes everything")
+    return dg.RunRequest()
+
+
 def build_hourly_schedules() -> list[dg.ScheduleDefinition]:
-    @dg.schedule(
-        name="hourly_pipeline",
-        job_name=PIPELINE_JOB,
-        cron_schedule=HOURLY,
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Every hour, if sealed segments wait unloaded: load, build, export.",
-    )
-    def hourly_pipeline(
-        context: dg.ScheduleEvaluationContext, paths: EdumePaths
-    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        busy = _busy(context, paths)
-        if busy:
-            yield dg.SkipReason(busy)
-            return
-        unloaded = _unloaded(context, paths)
-        if not unloaded:
-            yield dg.SkipReason("no sealed segment waits unloaded")
-            return
-        yield dg.RunRequest(tags={"edume/segments": str(len(unloaded))})
-
-    @dg.schedule(
-        name="hourly_as_of_refresh",
-        job_name=AS_OF_REFRESH_JOB,
-        cron_schedule=HOURLY,
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Every hour without new data: rebuild the as_of marts and the export.",
-    )
-    def hourly_as_of_refresh(
-        context: dg.ScheduleEvaluationContext, paths: EdumePaths
-    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-        busy = _busy(context, paths)
-        if busy:
-            yield dg.SkipReason(busy)
-            return
-        if last_run_start_ns(context.instance, PIPELINE_JOB) is None:
-            yield dg.SkipReason("nothing loaded yet: no mart to refresh")
-            return
-        if _unloaded(context, paths):
-            yield dg.SkipReason("hourly_pipeline runs this hour and refreshes everything")
-            return
-        yield dg.RunRequest()
-
-    return [hourly_pipeline, hourly_as_of_refresh]
+    return [
+        _hourly(
+            "hourly_pipeline",
+            PIPELINE_JOB,
+            "Every hour, if sealed segments wait unloaded: load, build, export.",
+            _load_what_waits,
+        ),
+        _hourly(
+            "hourly_as_of_refresh",
+            AS_OF_REFRESH_JOB,
+            "Every hour without new data: rebuild the as_of marts and the export.",
+            _refresh_when_idle,
+        ),
+    ]
