@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from pipeline.cli.demo import Workspace
 from pipeline.receiver.landing_format import delivery_id
 from pipeline.settings import REPO_ROOT
 from pipeline.simulator.deliveries import Delivery
@@ -54,30 +55,14 @@ def is_learner_event(body: bytes) -> bool:
     return str(orjson.loads(body).get("type", "")).startswith("learner.")
 
 
-@dataclass
-class Deployment:
-    """Paths, ports and environment of one local deployment under ``root``."""
+@dataclass(frozen=True)
+class Deployment(Workspace):
+    """Paths (the demo's workspace layout), ports and environment of one local deployment under
+    ``root``."""
 
-    root: Path
-    port: int
-    ui_port: int
+    port: int = 0
+    ui_port: int = 0
     dbt_project: Path | None = None  # default: the checkout's dbt_project/
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse" / "edume.duckdb"
-
-    @property
-    def exports(self) -> Path:
-        return self.root / "exports"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.root / "dagster_home"
 
     @property
     def stats(self) -> Path:
@@ -100,16 +85,12 @@ class Deployment:
         return deployment
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**os.environ, **super().env()}
         env.update(
-            EDUME_LANDING_DIR=str(self.landing),
-            EDUME_WAREHOUSE=str(self.warehouse),
-            EDUME_EXPORT_DIR=str(self.exports),
             EDUME_ENGINE="duckdb",
             EDUME_SIGNATURE_SECRETS=SECRET,
             EDUME_PORT=str(self.port),
             EDUME_UI_PORT=str(self.ui_port),
-            DAGSTER_HOME=str(self.dagster_home),
             PYTHONUNBUFFERED="1",
             **extra,
         )
