@@ -15,22 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli.materialize import add_dbt_project_options
+
 EXIT_ALREADY_RUNNING = 4
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dbt-project-dir",
-        type=Path,
-        default=None,
-        help="the dbt project to build (default: dbt_project/ of this checkout)",
-    )
-    parser.add_argument(
-        "--dbt-target-path",
-        type=Path,
-        default=None,
-        help="where dbt parse writes its manifest (default: dbt_project/target)",
-    )
+    add_dbt_project_options(parser)
     parser.add_argument(
         "--stats-file",
         type=Path,

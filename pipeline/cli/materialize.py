@@ -66,6 +66,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where the full log goes (default: materialize.log beside the warehouse)",
     )
+    add_dbt_project_options(parser)
+
+
+def add_dbt_project_options(parser: argparse.ArgumentParser) -> None:
+    """``--dbt-project-dir`` and ``--dbt-target-path`` (``materialize`` and ``live``)."""
     parser.add_argument(
         "--dbt-project-dir",
         type=Path,
