@@ -210,10 +210,11 @@ def _write_parquet(
 ) -> tuple[Path, int]:
     aside = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        con.execute(
+        # COPY answers the rows it wrote: counting the relation again would compute a view
+        # (e.g. reporting.stalled_learners) a second time.
+        (rows,) = con.execute(
             f"copy ({select_sql}) to {_literal(str(aside))} (format parquet, compression zstd)"
-        )
-        rows = con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
+        ).fetchone()
         os.replace(aside, final)
     finally:
         aside.unlink(missing_ok=True)  # only left behind when the copy failed
