@@ -27,7 +27,7 @@ from pipeline.defs.jobs import build_as_of_refresh_job, build_pipeline_job
 from pipeline.defs.resources import build_resources, edume_dbt_project, ensure_dbt_on_path
 from pipeline.defs.schedules import build_hourly_schedules
 from pipeline.defs.sensors import build_landing_sensor
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 
 
 def build_definitions(
@@ -36,6 +36,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """Assemble assets, checks, jobs, sensor, schedules and resources over ``project``."""
     project = project or edume_dbt_project()
+    settings = settings or load_settings()
     ensure_dbt_on_path()
     project.prepare_if_dev()
     dbt_models = build_dbt_assets(project)
@@ -55,7 +56,7 @@ def build_definitions(
             *build_contract_checks(project.manifest_path),
         ],
         jobs=[build_pipeline_job(), build_as_of_refresh_job(dbt_models)],
-        sensors=[build_landing_sensor()],
+        sensors=[build_landing_sensor(settings.sensor_interval_s)],
         schedules=build_hourly_schedules(),
         resources=build_resources(project, settings),
     )

@@ -36,6 +36,9 @@ class Settings:
     live_refresh_s: float = 3600.0  # EDUME_LIVE_REFRESH_S: idle rebuild of the as_of columns
     run_retention_days: float = 7.0  # EDUME_RUN_RETENTION_DAYS: its Dagster runs (0: keep all)
     segment_retention_days: float = 30.0  # EDUME_SEGMENT_RETENTION_DAYS: loaded segments (0: keep)
+    # Dagster's landing sensor: how often its tick looks for sealed segments (`make up` sets 60:
+    # the live worker does the work there, and each tick costs Dagster's daemon CPU).
+    sensor_interval_s: float = 5.0  # EDUME_SENSOR_INTERVAL_S
 
     def __repr__(self) -> str:  # secrets never reach a log line or a traceback
         return (
@@ -97,4 +100,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         live_refresh_s=_number(env, "EDUME_LIVE_REFRESH_S", 3600.0, zero_ok=False),
         run_retention_days=_number(env, "EDUME_RUN_RETENTION_DAYS", 7.0, zero_ok=True),
         segment_retention_days=_number(env, "EDUME_SEGMENT_RETENTION_DAYS", 30.0, zero_ok=True),
+        sensor_interval_s=_number(env, "EDUME_SENSOR_INTERVAL_S", 5.0, zero_ok=False),
     )

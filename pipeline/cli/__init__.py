@@ -50,6 +50,7 @@ ENVIRONMENT: dict[str, str] = {
     "EDUME_SPARK_DIR": "Spark's metastore and tables (default spark/ beside the warehouse)",
     "EDUME_SPARK_MASTER": "the Spark master (default local[*])",
     "EDUME_LIVE_POLL_S": "live: how often to look for new landed segments (default 1)",
+    "EDUME_SENSOR_INTERVAL_S": "Dagster's landing sensor tick (default 5; up sets 60)",
     "EDUME_LIVE_REFRESH_S": "live: rebuild the date-dependent columns when idle this long (3600)",
     "EDUME_RUN_RETENTION_DAYS": "live: days of Dagster run history kept (default 7; 0 keeps all)",
     "EDUME_SEGMENT_RETENTION_DAYS": "live: days loaded segments are kept (default 30; 0 keeps all)",

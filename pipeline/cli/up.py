@@ -34,6 +34,7 @@ from pipeline.settings import REPO_ROOT, SettingsError, load_settings
 
 GRACE_S = 90.0  # the worker may be mid-batch: a micro-batch's dbt build takes seconds, not minutes
 EXIT_PART_DIED = 1
+UP_SENSOR_INTERVAL_S = 60
 
 
 @dataclass
@@ -119,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     started = parts(args)
     env = dict(os.environ)
     env.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
+    # The live worker keeps the marts fresh; Dagster's sensor only skips while it runs, and each
+    # of its ticks costs the daemon and the code server CPU: once a minute is enough here.
+    env.setdefault("EDUME_SENSOR_INTERVAL_S", str(UP_SENSOR_INTERVAL_S))
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     stopping: list[int] = []
 

@@ -23,18 +23,18 @@ from pipeline.defs.run_gate import (
 )
 from pipeline.loader.landing_watch import Cursor, new_segments
 
-SENSOR_INTERVAL_S = 5
-
 
 def run_key(segments: list[str]) -> str:
     digest = hashlib.sha256("\n".join(sorted(segments)).encode()).hexdigest()[:16]
     return f"segments-{len(segments)}-{digest}"
 
 
-def build_landing_sensor() -> dg.SensorDefinition:
+def build_landing_sensor(interval_s: float = 5.0) -> dg.SensorDefinition:
+    """The sensor, ticking every ``interval_s`` (``EDUME_SENSOR_INTERVAL_S``; whole seconds)."""
+
     @dg.sensor(
         job_name=PIPELINE_JOB,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=max(1, round(interval_s)),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs the pipeline when the receiver seals new landing segments.",
     )

@@ -16,6 +16,7 @@ from pipeline.defs.schedules import build_hourly_schedules
 from pipeline.defs.sensors import build_landing_sensor
 from pipeline.live.presence import hold_live_presence
 from pipeline.receiver.landing_format import OPEN_SUFFIX
+from pipeline.settings import SettingsError, load_settings
 
 
 @pytest.fixture
@@ -200,3 +201,12 @@ def test_hourly_schedules_skip_while_the_live_worker_runs_or_a_run_waits(
 
     assert live == {"hourly_pipeline": [], "hourly_as_of_refresh": []}
     assert queued == {"hourly_pipeline": [], "hourly_as_of_refresh": []}
+
+
+def test_the_sensor_ticks_every_edume_sensor_interval_s_and_refuses_a_bad_one() -> None:
+    assert build_landing_sensor().minimum_interval_seconds == 5
+    settings = load_settings({"EDUME_SENSOR_INTERVAL_S": "60"})
+    assert build_landing_sensor(settings.sensor_interval_s).minimum_interval_seconds == 60
+    for bad in ("0", "-5", "soon"):
+        with pytest.raises(SettingsError, match="EDUME_SENSOR_INTERVAL_S"):
+            load_settings({"EDUME_SENSOR_INTERVAL_S": bad})
