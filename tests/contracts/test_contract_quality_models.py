@@ -17,7 +17,8 @@ DBT = Path(sys.executable).with_name("dbt")
 
 def _build_quality_models(workspace: Path) -> None:
     done = subprocess.run(
-        [str(DBT), "build", "--select", "contract_deviations", "delivery_envelopes",
+        [str(DBT), "build", "--select", "contract_deviations", "int_delivery_envelopes_aggregated",
+         "delivery_envelopes",
          "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
          "--target-path", str(workspace / "target"), "--log-path", str(workspace / "logs")],
         capture_output=True,
