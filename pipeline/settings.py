@@ -32,7 +32,7 @@ class Settings:
     max_body_bytes: int
     engine: str
     # The live worker (`edume-pipeline live`, pipeline/live/worker.py).
-    live_poll_s: float = 1.0  # EDUME_LIVE_POLL_S: how often it looks for sealed segments
+    live_poll_s: float = 0.5  # EDUME_LIVE_POLL_S: how often it looks for sealed segments
     live_refresh_s: float = 3600.0  # EDUME_LIVE_REFRESH_S: idle rebuild of the as_of columns
     run_retention_days: float = 7.0  # EDUME_RUN_RETENTION_DAYS: its Dagster runs (0: keep all)
     segment_retention_days: float = 30.0  # EDUME_SEGMENT_RETENTION_DAYS: loaded segments (0: keep)
@@ -96,7 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         export_dir=Path(env.get("EDUME_EXPORT_DIR") or "exports"),
         max_body_bytes=_positive_int(env, "EDUME_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         engine=engine,
-        live_poll_s=_number(env, "EDUME_LIVE_POLL_S", 1.0, zero_ok=False),
+        live_poll_s=_number(env, "EDUME_LIVE_POLL_S", 0.5, zero_ok=False),
         live_refresh_s=_number(env, "EDUME_LIVE_REFRESH_S", 3600.0, zero_ok=False),
         run_retention_days=_number(env, "EDUME_RUN_RETENTION_DAYS", 7.0, zero_ok=True),
         segment_retention_days=_number(env, "EDUME_SEGMENT_RETENTION_DAYS", 30.0, zero_ok=True),

@@ -1,6 +1,6 @@
 """``edume-pipeline live``: the warm worker that keeps the marts and exports fresh in seconds.
 
-Watches the landing dir every ``EDUME_LIVE_POLL_S`` (default 1 s) and runs one in-process Dagster
+Watches the landing dir every ``EDUME_LIVE_POLL_S`` (default 0.5 s) and runs one in-process Dagster
 micro-batch (load -> dbt build -> export) per newly sealed landing, at most one pending at a time;
 rebuilds the ``as_of`` models every ``EDUME_LIVE_REFRESH_S`` (default 3600 s) when idle; prunes
 its old runs (``EDUME_RUN_RETENTION_DAYS``, default 7) and loaded segments

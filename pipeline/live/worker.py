@@ -9,7 +9,7 @@ logs, visible in the UI.
 
 The loop (:meth:`LiveWorker.run_forever`):
 
-- every ``poll_s`` (default 1 s) it asks :func:`pipeline.loader.landing_watch.new_segments` which
+- every ``poll_s`` (default 0.5 s) it asks :func:`pipeline.loader.landing_watch.new_segments` which
   segments were sealed since the last look (one ``stat`` per partition; only changed partitions
   are listed);
 - when there are some, ONE batch runs, and it loads everything sealed before its load starts.
@@ -90,7 +90,7 @@ _STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE
 class LiveOptions:
     """The worker's knobs; :meth:`from_settings` reads them from the ``EDUME_LIVE_*`` variables."""
 
-    poll_s: float = 1.0
+    poll_s: float = 0.5
     refresh_s: float = 3600.0
     run_retention_days: float = 7.0  # 0 keeps every run
     segment_retention_days: float = 30.0  # 0 keeps every landing segment

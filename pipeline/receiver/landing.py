@@ -62,7 +62,7 @@ from pipeline.receiver.landing_format import (
 
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
-DEFAULT_IDLE_SEAL_S = 2.0  # what the server uses (serve --segment-idle-seal); the library: off
+DEFAULT_IDLE_SEAL_S = 1.0  # what the server uses (serve --segment-idle-seal); the library: off
 DEFAULT_LANES = 1  # the server asks for 8 (serve --landing-lanes)
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
