@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from receiver_kit import OTHER_SECRET, SECRET, event, get, metric, post, signed_headers
 
+from pipeline.receiver.landing import DEFAULT_IDLE_SEAL_S
 from pipeline.receiver.process import ReceiverProcess
 from pipeline.reporting import metrics as report_metrics
 
@@ -62,7 +63,7 @@ def test_todays_metric_names_keep_their_values(served) -> None:
     assert metric(served.url, "edume_receiver_landed_lines_total") == DELIVERIES
     assert metric(served.url, "edume_receiver_deliveries_deferred_total") == 0
     assert metric(served.url, "edume_receiver_landing_writable") == 1
-    assert metric(served.url, "edume_receiver_segment_idle_seal_seconds") == 2
+    assert metric(served.url, "edume_receiver_segment_idle_seal_seconds") == DEFAULT_IDLE_SEAL_S
     for name in ("landed_bytes", "sealed_segments", "landing_write_errors", "landing_restarts"):
         metric(served.url, f"edume_receiver_{name}_total")  # present (raises when absent)
 
