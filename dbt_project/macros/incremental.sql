@@ -54,9 +54,10 @@
     copy's, a safe watermark.
 
     Incremental: only rows loaded since the watermark are read; the copies already kept for the
-    same delivery_ids (looked up by their listed ids, see listed_keys) are re-ranked with them, so the result equals a full refresh whatever
-    order the copies were loaded in. Pair with unique_key='delivery_id'. Every row written gets
-    built_at = this_run(), which scopes data tests to the rows of the run. -#}
+    same delivery_ids (looked up by their listed ids, see listed_keys) are re-ranked with them,
+    so the result equals a full refresh whatever order the copies were loaded in. Pair with
+    unique_key='delivery_id'. Every row written gets built_at = this_run(), which scopes data
+    tests to the rows of the run. -#}
 {% macro keep_earliest_copies(relation, columns) -%}
 with
 
