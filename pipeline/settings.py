@@ -100,5 +100,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         live_refresh_s=_number(env, "EDUME_LIVE_REFRESH_S", 3600.0, zero_ok=False),
         run_retention_days=_number(env, "EDUME_RUN_RETENTION_DAYS", 7.0, zero_ok=True),
         segment_retention_days=_number(env, "EDUME_SEGMENT_RETENTION_DAYS", 30.0, zero_ok=True),
-        sensor_interval_s=_number(env, "EDUME_SENSOR_INTERVAL_S", 5.0, zero_ok=False),
+        sensor_interval_s=_number(
+            env, "EDUME_SENSOR_INTERVAL_S", Settings.sensor_interval_s, zero_ok=False
+        ),
     )

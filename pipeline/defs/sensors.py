@@ -22,6 +22,7 @@ from pipeline.defs.run_gate import (
     waiting_run_skip,
 )
 from pipeline.loader.landing_watch import Cursor, new_segments
+from pipeline.settings import Settings
 
 
 def run_key(segments: list[str]) -> str:
@@ -29,7 +30,7 @@ def run_key(segments: list[str]) -> str:
     return f"segments-{len(segments)}-{digest}"
 
 
-def build_landing_sensor(interval_s: float = 5.0) -> dg.SensorDefinition:
+def build_landing_sensor(interval_s: float = Settings.sensor_interval_s) -> dg.SensorDefinition:
     """The sensor, ticking every ``interval_s`` (``EDUME_SENSOR_INTERVAL_S``; whole seconds)."""
 
     @dg.sensor(
