@@ -5,11 +5,12 @@ Properties checked on every input (an ``AssertionError`` or any other exception 
 1. Round trip: for any UTF-8 body, any authentication the receiver can record, any request
    headers (any Latin-1 text, or absent) and any receive time,
    ``parse_line(format_line(body, auth, t, envelope))`` gives back exactly that body (byte for
-   byte), its SHA-256 as the delivery id, that authentication, those headers and ``t`` in UTC;
-   the line is ONE line (a single trailing newline) and ``line_partition`` files it under the
-   receive date.
+   byte), its SHA-256 as the delivery id, that authentication, those headers, ``t`` in UTC and
+   the name of the body's shape (null when the body is not JSON); the line is ONE line (a single
+   trailing newline) and ``line_partition`` files it under the receive date.
 2. Garbage: ``parse_line`` of arbitrary bytes raises ``ValueError`` (its documented error) or
-   returns a delivery that formats back into a line that parses to the same delivery.
+   returns a delivery that formats back into a line that parses to the same delivery (a line of
+   format 1 or 2, without ``body_shape``, gains one).
 
 Input layout: one control byte (even: round trip, odd: garbage); for a round trip, 12 bytes of
 authentication and time, then the body (when the control byte's bit 1 is set, the body is first
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import atheris
@@ -69,6 +71,11 @@ def _round_trip(header: bytes, body: bytes, with_headers: bool) -> None:
     assert parsed.delivery_id == hashlib.sha256(body).hexdigest()
     assert parsed.auth == auth, (parsed.auth, auth)
     assert parsed.envelope == envelope, (parsed.envelope, envelope)
+    try:
+        shape = landing_format.body_shape(landing_format.parse_body(body))
+    except ValueError:
+        shape = None  # not JSON: the receiver never lands it, format_line still writes it
+    assert parsed.body_shape == shape, (parsed.body_shape, shape)
     assert parsed.received_at == moment and parsed.received_at.tzinfo is UTC, parsed.received_at
     assert landing.line_partition(line) == landing_format.partition_name(moment)
 
@@ -79,9 +86,12 @@ def _garbage(line: bytes) -> None:
     except ValueError:
         return  # the documented rejection
     again = landing_format.format_line(
-        parsed.body, parsed.auth, parsed.received_at, parsed.envelope
+        parsed.body, parsed.auth, parsed.received_at, parsed.envelope, parsed.body_shape
     )
-    assert landing_format.parse_line(again) == parsed, (line, again)
+    reparsed = landing_format.parse_line(again)
+    # A line of format 1 or 2 (no body_shape) gains one: everything else reads back the same.
+    assert reparsed == replace(parsed, body_shape=reparsed.body_shape), (line, again)
+    assert parsed.body_shape in (None, reparsed.body_shape), (line, again)
 
 
 def check(data: bytes) -> None:

@@ -5,18 +5,24 @@ Dagster raw asset, the live worker). It looks only at rows loaded since the last
 ``loaded_at`` watermark in ``raw.edume_contract_state``) and never reads a payload path that
 staging reads: it compares shapes, not values.
 
-How it stays cheap: one scan of the new rows reduces them, per event type, to their distinct
-(``json_structure(body)``, items) pairs. ``json_structure`` merges array items, which would hide
-an item missing a field or with a different type, so for each array the contract declares
-(``payload.teams`` ...) the scan also lists the distinct ``json_structure`` of its items, sorted:
-shapes, not texts, so that arrays of different ids and names do not make a pair per delivery
-(they did when the arrays' texts were compared: thousands of pairs per load, each parsed again in
-Python). Each distinct body shape and item shape is validated once in Python
-(:mod:`pipeline.contracts.schema`). Only when some pair deviates are the deliveries that have it
-recorded: by event type when every delivery of the type deviates alike (a wrong hypothesis does
-that), else by a second parse of the new rows of the deviating types.
+How it stays cheap: the receiver names each body's shape as it lands it (``body_shape``, landing
+format 3; it has parsed the body anyway), so one scan of the new rows groups them by (event type,
+``body_shape``) and one example body of each group is parsed and validated
+(:mod:`pipeline.contracts.schema`), array items included. Equal names mean equal shapes, so the
+deliveries of a deviating group are found by that name too, without parsing them.
 
-What it costs is ``json_structure`` itself, a few µs a body: ``bench/loader.py`` measures it.
+Lines landed before format 3 have no name: one scan reduces them, per event type, to their
+distinct (``json_structure(body)``, items) pairs. ``json_structure`` merges array items, which
+would hide an item missing a field or with a different type, so for each array the contract
+declares (``payload.teams`` ...) the scan also lists the distinct ``json_structure`` of its items,
+sorted: shapes, not texts, so that arrays of different ids and names do not make a pair per
+delivery. Each distinct body shape and item shape is validated once; only when some pair deviates
+are the deliveries that have it found, by a second parse of the new rows of the deviating types.
+Either way, when every delivery of a type deviates alike (a wrong hypothesis does that), its
+deliveries are recorded by event type.
+
+What it costs: a group-by over a short column for named shapes; ``json_structure`` itself, a few
+µs a body, for older lines. ``bench/loader.py`` measures both.
 
 Tables (schema ``raw``; created here, upgraded in place):
 
@@ -51,8 +57,10 @@ from pipeline.contracts.schema import (
     load_contracts,
     read_by,
     shape_from_structure,
+    shape_of,
     subschema,
 )
+from pipeline.receiver.landing_format import parse_body
 from pipeline.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -168,6 +176,8 @@ def check_deliveries(con: duckdb.DuckDBPyConnection) -> ContractCheckResult:
         if not _has_raw_table(con):
             con.execute("commit")
             return ContractCheckResult()
+        # A warehouse last loaded before landing format 3 (its loader's DDL adds this too).
+        con.execute("alter table raw.edume_events add column if not exists body_shape varchar")
         watermark, rechecked = _watermark(con, fingerprint)
         (through,) = con.execute("select max(loaded_at) from raw.edume_events").fetchone()
         result = ContractCheckResult(rechecked_all=rechecked)
@@ -212,6 +222,87 @@ def _window_sql(watermark: Any) -> tuple[str, dict[str, Any]]:
     return "loaded_at > $watermark and loaded_at <= $through", {"watermark": watermark}
 
 
+@dataclass(frozen=True)
+class _Group:
+    """The new lines of one event type that share a shape, and how that shape deviates.
+
+    The shape is named by the receiver (``body_shape``, landing format 3), or, for older lines,
+    is DuckDB's ``json_structure`` of the body with its arrays' item structures."""
+
+    event_type: str
+    lines: int
+    problems: tuple[Deviation, ...]
+    body_shape: str | None = None
+    structure: str | None = None
+    items: Items = None
+
+    @property
+    def key(self) -> str:
+        return _shape_key(self.event_type, self.body_shape or self.structure, self.items)
+
+
+def _named_groups(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Mapping[str, Mapping[str, Any]],
+    selected: str,
+    params: dict[str, Any],
+) -> list[_Group]:
+    """Lines whose shape the receiver named: one example body of each (type, shape) is parsed
+    and validated (equal names mean equal shapes, array items included)."""
+    rows = con.execute(
+        f"select event_type, body_shape, any_value(body)::varchar, count(*) "
+        f"from raw.edume_events where {selected} and body_shape is not null group by all",
+        params,
+    ).fetchall()
+    return [
+        _Group(
+            event_type,
+            lines,
+            tuple(
+                distinct_deviations(shape_of(parse_body(example.encode())), contracts[event_type])
+            ),
+            body_shape=name,
+        )
+        for event_type, name, example, lines in rows
+    ]
+
+
+def _structured_groups(
+    con: duckdb.DuckDBPyConnection,
+    contracts: Mapping[str, Mapping[str, Any]],
+    plan: _Plan,
+    selected: str,
+    params: dict[str, Any],
+) -> list[_Group]:
+    """Lines landed before the receiver named shapes (formats 1 and 2): one scan reduces them to
+    their distinct (json_structure, items) pairs; each body and item structure is validated once."""
+    rows = con.execute(
+        f"""
+        select event_type, json_structure(body)::varchar as shape, {plan.items_sql} as items,
+               count(*) as lines
+        from raw.edume_events
+        where {selected} and body_shape is null
+        group by all
+        """,
+        params,
+    ).fetchall()
+    item_cache: dict[tuple[str, str, str], list[Deviation]] = {}
+    groups = []
+    for event_type, shape, items, lines in rows:
+        contract = contracts[event_type]
+        problems = set(distinct_deviations(shape_from_structure(shape), contract))
+        for path, structures in zip(plan.array_paths, items or (), strict=False):
+            for structure in structures or ():
+                key = (event_type, path, structure)
+                if key not in item_cache:
+                    item_cache[key] = _item_deviations(contract, path, structure)
+                problems.update(item_cache[key])
+        groups.append(
+            _Group(event_type, lines, tuple(sorted(problems)), structure=shape, items=items)
+        )
+    return groups
+
+
 def _check_window(
     con: duckdb.DuckDBPyConnection,
     contracts: Mapping[str, Mapping[str, Any]],
@@ -222,50 +313,35 @@ def _check_window(
 ) -> ContractCheckResult:
     window, params = _window_sql(watermark)
     params = {**params, "through": through, "types": list(plan.types)}
-    groups = con.execute(
-        f"""
-        select event_type, json_structure(body)::varchar as shape, {plan.items_sql} as items,
-               count(*) as lines
-        from raw.edume_events
-        where {window} and event_type in (select unnest($types))
-        group by all
-        """,
-        params,
-    ).fetchall()
-    item_cache: dict[tuple[str, str, str], list[Deviation]] = {}
-    per_type: dict[str, list[tuple[str, Items, tuple[Deviation, ...]]]] = {}
-    for event_type, shape, items, _lines in groups:
-        contract = contracts[event_type]
-        problems = set(distinct_deviations(shape_from_structure(shape), contract))
-        for path, structures in zip(plan.array_paths, items or (), strict=False):
-            for structure in structures or ():
-                key = (event_type, path, structure)
-                if key not in item_cache:
-                    item_cache[key] = _item_deviations(contract, path, structure)
-                problems.update(item_cache[key])
-        per_type.setdefault(event_type, []).append((shape, items, tuple(sorted(problems))))
+    selected = f"{window} and event_type in (select unnest($types))"
+    groups = [
+        *_named_groups(con, contracts, selected, params),
+        *_structured_groups(con, contracts, plan, selected, params),
+    ]
+    per_type: dict[str, list[_Group]] = {}
+    for group in groups:
+        per_type.setdefault(group.event_type, []).append(group)
     whole_types: dict[str, str] = {}
-    by_shape: list[tuple[str, str, str, Items]] = []
+    deviating: list[_Group] = []
     found: list[tuple[str, str, str, str, str, str, str]] = []
     for event_type, entries in per_type.items():
-        kinds = {problems for _, _, problems in entries}
-        if len(kinds) == 1 and entries[0][2]:
+        kinds = {group.problems for group in entries}
+        if len(kinds) == 1 and entries[0].problems:
             # Every delivery of the type deviates in the same ways (a wrong hypothesis does that
-            # to a whole type): its deliveries are found by type, without parsing them again.
-            key = _shape_key(event_type, "*", [str(d) for d in entries[0][2]])
+            # to a whole type): its deliveries are found by type, without looking at shapes.
+            key = _shape_key(event_type, "*", [str(d) for d in entries[0].problems])
             whole_types[event_type] = key
-            found += _found_rows(key, event_type, contracts[event_type], entries[0][2])
+            found += _found_rows(key, event_type, contracts[event_type], entries[0].problems)
             continue
-        for shape, items, problems in entries:
-            if problems:
-                key = _shape_key(event_type, shape, items)
-                by_shape.append((key, event_type, shape, items))
-                found += _found_rows(key, event_type, contracts[event_type], problems)
-    rows = sum(group[3] for group in groups)
+        for group in entries:
+            if group.problems:
+                deviating.append(group)
+                found += _found_rows(group.key, event_type, contracts[event_type], group.problems)
+    rows = sum(group.lines for group in groups)
     deviating_rows = (
-        _record(con, window, params, plan, whole_types, by_shape, found) if found else 0
+        _record(con, window, params, plan, whole_types, deviating, found) if found else 0
     )
-    deviating_shapes = len(by_shape) + sum(len(per_type[t]) for t in whole_types)
+    deviating_shapes = len(deviating) + sum(len(per_type[t]) for t in whole_types)
     return ContractCheckResult(rows, len(groups), deviating_shapes, deviating_rows, rechecked)
 
 
@@ -296,7 +372,7 @@ def _item_deviations(contract: Mapping[str, Any], path: str, structure: str) -> 
     return distinct_deviations(shape_from_structure(structure), node["items"], f"{path}[]")
 
 
-def _shape_key(event_type: str, shape: str, items: Items) -> str:
+def _shape_key(event_type: str, shape: str | None, items: Items) -> str:
     canonical = json.dumps([event_type, shape, items])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -307,11 +383,12 @@ def _record(
     params: dict[str, Any],
     plan: _Plan,
     whole_types: Mapping[str, str],
-    by_shape: list[tuple[str, str, str, Items]],
+    deviating: list[_Group],
     found: list[tuple[str, str, str, str, str, str, str]],
 ) -> int:
     """Store the deviations and find the deliveries that have them: by type where a whole type
-    deviates alike, else by (shape, items), which takes a second parse of those types' rows."""
+    deviates alike, by ``body_shape`` where the receiver named the shape, else by (structure,
+    items), which takes a second parse of those types' older rows."""
     con.execute(
         "insert into raw.edume_contract_shape_deviations "
         "select * from (select unnest($rows, recursive := true)) "
@@ -319,6 +396,7 @@ def _record(
         {"rows": [dict(zip(_FOUND_COLUMNS, row, strict=True)) for row in found]},
     )
     before = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
+    window_params = {k: v for k, v in params.items() if k != "types"}
     if whole_types:
         con.execute(
             f"""
@@ -329,18 +407,43 @@ def _record(
             where {window}
             """,
             {
-                **{k: v for k, v in params.items() if k != "types"},
+                **window_params,
                 "keys": [{"event_type": t, "shape_key": k} for t, k in whole_types.items()],
             },
         )
-    if by_shape:
+    named = [g for g in deviating if g.body_shape is not None]
+    if named:
+        con.execute(
+            f"""
+            insert into raw.edume_contract_deviating_deliveries
+            select k.shape_key, e.delivery_id, e.received_at
+            from raw.edume_events as e
+            join (select unnest($keys, recursive := true)) as k
+              on k.event_type = e.event_type and k.body_shape = e.body_shape
+            where {window}
+            """,
+            {
+                **window_params,
+                "keys": [
+                    {"event_type": g.event_type, "body_shape": g.body_shape, "shape_key": g.key}
+                    for g in named
+                ],
+            },
+        )
+    structured = [g for g in deviating if g.body_shape is None]
+    if structured:
         con.execute(
             "create or replace temp table _contract_deviating as "
             "select unnest($rows, recursive := true)",
             {
                 "rows": [
-                    {"shape_key": k, "event_type": t, "shape": s, "items": i}
-                    for k, t, s, i in by_shape
+                    {
+                        "shape_key": g.key,
+                        "event_type": g.event_type,
+                        "shape": g.structure,
+                        "items": g.items,
+                    }
+                    for g in structured
                 ]
             },
         )
@@ -353,12 +456,13 @@ def _record(
                        json_structure(body)::varchar as shape, {plan.items_sql} as items
                 from raw.edume_events
                 where {window} and event_type in (select unnest($types))
+                  and body_shape is null
             ) as e
             join _contract_deviating as k
               on k.event_type = e.event_type and k.shape = e.shape
              and k.items is not distinct from e.items
             """,
-            {**params, "types": sorted({t for _, t, _, _ in by_shape})},
+            {**params, "types": sorted({g.event_type for g in structured})},
         )
         con.execute("drop table _contract_deviating")
     after = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()

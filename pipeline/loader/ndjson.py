@@ -21,10 +21,11 @@ Contract of :func:`load_landing`:
   JSON functions, which name the error of every bad line. A segment that is not valid UTF-8
   (corruption) is split in Python so that its good lines still load. Both paths accept and
   refuse exactly the same lines with the same values; an absent ``signature_form``,
-  ``secret_index``, ``token_index``, ``content_type``, ``content_encoding`` or ``user_agent``
-  reads as null in both.
+  ``secret_index``, ``token_index``, ``content_type``, ``content_encoding``, ``user_agent`` or
+  ``body_shape`` reads as null in both.
 - Every landing format version in ``FORMAT_VERSIONS`` loads (a version 1 line, without the
-  request headers, loads with them null); a line of any other ``format_version`` is rejected.
+  request headers, loads with them null; a version 1 or 2 line, without ``body_shape``, with it
+  null); a line of any other ``format_version`` is rejected.
 - An existing warehouse is upgraded in place: the DDL adds the columns a newer format brought
   (``alter table ... add column if not exists``), so they sit after ``loaded_at``; every insert
   names its columns.
@@ -76,6 +77,8 @@ create table if not exists raw.edume_events (
 alter table raw.edume_events add column if not exists content_type varchar;
 alter table raw.edume_events add column if not exists content_encoding varchar;
 alter table raw.edume_events add column if not exists user_agent varchar;
+-- Landing format 3: the receiver's name for the body's shape (null for older lines).
+alter table raw.edume_events add column if not exists body_shape varchar;
 create table if not exists raw.edume_loaded_segments (
   segment varchar primary key,       -- path relative to the landing dir
   size_bytes bigint not null,
@@ -284,14 +287,14 @@ _ENVELOPE_COLUMNS = (
     "{'received_at': 'VARCHAR', 'delivery_id': 'VARCHAR', 'auth_mode': 'VARCHAR', "
     "'signature_form': 'JSON', 'secret_index': 'JSON', 'token_index': 'JSON', "
     "'content_type': 'JSON', 'content_encoding': 'JSON', 'user_agent': 'JSON', "
-    "'format_version': 'JSON', 'body': 'JSON'}"
+    "'format_version': 'JSON', 'body_shape': 'JSON', 'body': 'JSON'}"
 )
 
 # Both paths insert these columns, in this order (the table's order depends on its history).
 _EVENT_COLUMNS = (
     "delivery_id, received_at, auth_mode, signature_form, secret_index, token_index, "
     "event_type, event_timestamp, body, segment, line_number, loaded_at, "
-    "content_type, content_encoding, user_agent"
+    "content_type, content_encoding, user_agent, body_shape"
 )
 
 # A JSON string or null, as text (``j`` a JSON value, SQL NULL when the key is absent).
@@ -357,6 +360,7 @@ typed as (
         try_strptime(received_at, '{received_at_format}') as received_at,
         delivery_id, auth_mode, signature_form as sf, secret_index as si, token_index as ti,
         content_type as ct, content_encoding as ce, user_agent as ua, format_version as fv,
+        body_shape as bs,
         case when left(body, 1) = '"' then body ->> '$' end as body
     from scanned
 ),
@@ -371,7 +375,7 @@ checked as (
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
     {event_type} as event_type, {event_timestamp} as event_timestamp,
     body, segment, line_number, $loaded_at,
-    {content_type_fast}, {content_encoding_fast}, {user_agent_fast}
+    {content_type_fast}, {content_encoding_fast}, {user_agent_fast}, {body_shape_fast}
 from checked
 where received_at is not null
     and auth_mode in {auth_modes}
@@ -381,6 +385,7 @@ where received_at is not null
     and (ct is null or left(ct, 1) = '"')
     and (ce is null or left(ce, 1) = '"')
     and (ua is null or left(ua, 1) = '"')
+    and (bs is null or left(bs, 1) = '"')
     and (fv is null or fv::varchar in {versions})
     and b is not null
     and sha256(body) = delivery_id  -- which also makes delivery_id 64 lower-case hex digits
@@ -453,7 +458,8 @@ fields as (
         case when pre_error is null then try(json_extract(line, [
             '$.received_at', '$.delivery_id', '$.auth_mode', '$.signature_form',
             '$.secret_index', '$.token_index', '$.body', '$.content_type',
-            '$.content_encoding', '$.user_agent', '$.format_version'])) end as f
+            '$.content_encoding', '$.user_agent', '$.format_version', '$.body_shape']))
+            end as f
     from lines
 ),
 typed as (
@@ -498,6 +504,8 @@ checked as (
                 then 'user_agent is not a string or null'
             when f[11] <> 'null' and f[11]::varchar not in {versions}
                 then 'format_version is not one of {versions_text} (this loader reads those)'
+            when f[12] <> 'null' and left(f[12], 1) <> '"'
+                then 'body_shape is not a string or null'
             when body is null then 'body is missing or not a JSON string'
             when b is null then 'body is not valid JSON'
             when sha256(body) <> delivery_id
@@ -512,7 +520,7 @@ select segment, line_number, received_at, delivery_id, auth_mode,
     body, error,
     case when error is not null then line end as line,
     {content_type_slow} as content_type, {content_encoding_slow} as content_encoding,
-    {user_agent_slow} as user_agent
+    {user_agent_slow} as user_agent, {body_shape_slow} as body_shape
 from checked
 """
 
@@ -520,7 +528,7 @@ _INSERT_EVENTS_SQL = """
 insert into raw.edume_events ({columns})
 select delivery_id, received_at, auth_mode, signature_form, secret_index, token_index,
     event_type, event_timestamp, body, segment, line_number, $loaded_at,
-    content_type, content_encoding, user_agent
+    content_type, content_encoding, user_agent, body_shape
 from _parsed where error is null
 """
 
@@ -550,11 +558,15 @@ def _sql_params() -> dict[str, str]:
                 ("content_type", "ct"),
                 ("content_encoding", "ce"),
                 ("user_agent", "ua"),
+                ("body_shape", "bs"),
             )
         },
         **{
             f"{name}_slow": _HEADER_SQL.format(j=f"f[{i}]")
-            for i, name in enumerate(("content_type", "content_encoding", "user_agent"), start=8)
+            for i, name in [
+                *enumerate(("content_type", "content_encoding", "user_agent"), start=8),
+                (12, "body_shape"),
+            ]
         },
     }
 

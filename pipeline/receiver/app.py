@@ -9,7 +9,8 @@ beyond that allowance is refused at once); 408 when the body does not arrive wit
 deadline; a gzip body is then decoded, streamed with a cap, so its DECODED size obeys the same
 limit (413, no zip bombs) and a corrupt one is a 400; 401 when authentication fails
 (``signature.verify`` on the decoded bytes, before any parsing), 400 when the verified body is not
-a JSON object, then the line is appended and the answer waits for the fsync that covers it: 204,
+a JSON object, then the line (with the name of the body's shape, from the value just parsed) is
+appended and the answer waits for the fsync that covers it: 204,
 or 503 with ``Retry-After`` if the landing cannot be written.
 
 Any ``Content-Type`` (or none) is accepted: the signature or token, not the media type, makes a
@@ -47,10 +48,10 @@ from pipeline.receiver.landing import (
     DEFAULT_MAX_SEGMENT_BYTES,
     LandingUnavailable,
 )
-from pipeline.receiver.landing_format import Envelope, format_line
+from pipeline.receiver.landing_format import Envelope, body_shape, format_line, parse_body
 from pipeline.receiver.landing_process import LandingProcess
 from pipeline.receiver.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Histogram, build_registry
-from pipeline.receiver.signature import AuthenticationError, Credentials, js_parse, verify
+from pipeline.receiver.signature import AuthenticationError, Credentials, verify
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,16 +105,13 @@ class _BodyTooLarge(Exception):
         self.received = received
 
 
-def is_json_object(body: bytes) -> bool:
-    """True when ``body`` is UTF-8 JSON text whose top-level value is an object."""
+def json_object(body: bytes) -> dict | None:
+    """The body's value when it is UTF-8 JSON text whose top-level value is an object, else None."""
     try:
-        return isinstance(orjson.loads(body), dict)
-    except orjson.JSONDecodeError:
-        pass  # orjson refuses some valid JSON (lone-surrogate escapes, 1e400): ask the JS parser
-    try:
-        return isinstance(js_parse(body.decode("utf-8")), dict)
-    except (ValueError, RecursionError):
-        return False
+        value = parse_body(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _rejection_logger() -> logging.Logger:
@@ -206,11 +204,12 @@ class ReceiverApp:
                 auth = verify(body, headers, self.config.credentials)
             except AuthenticationError as exc:
                 raise _Reject(401, exc.reason, str(exc)) from None
-            if not is_json_object(body):
+            value = json_object(body)
+            if value is None:
                 raise _Reject(400, "not_a_json_object", "the body must be a JSON object")
             content_type = headers.get("content-type")
             envelope = Envelope(content_type, encoding, headers.get("user-agent"))
-            await self._land(body, auth, envelope)
+            await self._land(body, auth, envelope, body_shape(value))
         except _BodyTooLarge as exc:
             body = exc.received
             limit = self.config.max_body_bytes
@@ -283,9 +282,9 @@ class ReceiverApp:
         finally:
             deadline.cancel()
 
-    async def _land(self, body: bytes, auth: Any, envelope: Envelope) -> None:
+    async def _land(self, body: bytes, auth: Any, envelope: Envelope, shape: str | None) -> None:
         writer = self._live_writer()
-        line = format_line(body, auth, datetime.now(UTC), envelope)
+        line = format_line(body, auth, datetime.now(UTC), envelope, shape)
         waiting = time.perf_counter()
         await writer.append_async(line)
         self.fsync_wait_seconds.observe(time.perf_counter() - waiting)

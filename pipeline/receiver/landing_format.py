@@ -11,16 +11,25 @@ A landed line is one compact JSON object, keys in this order::
      "content_type": "text/plain" | null,             # the request's headers, as sent (Latin-1
      "content_encoding": "gzip" | null,               # decoded, so any byte survives), null
      "user_agent": "node-fetch/1.0" | null,           # when the header was absent
-     "format_version": 2,
+     "format_version": 3,
+     "body_shape": "<16 lower-case hex>" | null,      # names the body's shape (body_shape())
      "body": "<the body, UTF-8 text, as a JSON string>"}
 
 The body is kept as a string so that it is byte-for-byte lossless: ``sha256(body.encode())``
 equals ``delivery_id``. For a ``Content-Encoding: gzip`` request the body is the DECODED bytes
 (the ones the signature covers), so a retry whose gzip header differs still has the same id.
 
+``body_shape`` lets the payload contract check (:mod:`pipeline.contracts.check`) group bodies by
+shape without parsing them again: the receiver has parsed each body already, so naming its shape
+costs a walk of the parsed value, and the loader's check a group-by on this column. Two bodies
+with the same ``body_shape`` have the same shape (keys, JSON types, distinct array item shapes),
+so the check validates one example of each.
+
 Format versions: 1 had no ``content_type``, ``content_encoding``, ``user_agent`` or
-``format_version`` keys; a line without them reads as version 1, with those headers null. A
-reader refuses a version it does not know rather than guess at it.
+``format_version`` keys; a line without them reads as version 1, with those headers null. 2 had
+no ``body_shape``; a line without it reads with it null (the check then reads the body's shape
+with DuckDB's ``json_structure``). A reader refuses a version it does not know rather than guess
+at it.
 
 Segments live under ``<landing>/received_date=YYYY-MM-DD/`` and are named
 ``<segment_id>.ndjson`` once sealed (``.ndjson.open`` while being appended to). Torn tails cut
@@ -35,6 +44,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from pipeline.contracts.schema import shape_of
+
 SEALED_SUFFIX = ".ndjson"
 OPEN_SUFFIX = ".ndjson.open"
 PARTITION_PREFIX = "received_date="
@@ -42,8 +53,8 @@ SEALED_GLOB = f"{PARTITION_PREFIX}*/*{SEALED_SUFFIX}"
 REJECTS_DIR = "_rejects"
 AUTH_MODES = ("hmac", "bearer", "hmac+bearer")
 SIGNATURE_FORMS = ("raw", "reserialized")
-FORMAT_VERSION = 2
-FORMAT_VERSIONS = (1, 2)  # what parse_line and the loader read
+FORMAT_VERSION = 3
+FORMAT_VERSIONS = (1, 2, 3)  # what parse_line and the loader read
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,32 @@ class LandedDelivery:
     auth: Authentication
     body: bytes
     envelope: Envelope = field(default_factory=Envelope)
+    body_shape: str | None = None
 
 
 def delivery_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def parse_body(body: bytes) -> object:
+    """The body's JSON value as the receiver reads it: orjson's, or ``JSON.parse``'s where orjson
+    refuses valid JSON (lone-surrogate escapes, 1e400). ``ValueError`` when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        from pipeline.receiver.signature import js_parse  # rare; signature imports this module
+
+        return js_parse(body.decode("utf-8"))
+
+
+def body_shape(value: object) -> str | None:
+    """16 hex digits naming the shape (:func:`pipeline.contracts.schema.shape_of`) of a value
+    from :func:`parse_body`: a digest of the shape's JSON, so equal names mean equal shapes.
+    None for a value nested too deeply for orjson to write (over 254 levels)."""
+    try:
+        return hashlib.blake2b(orjson.dumps(shape_of(value)), digest_size=8).hexdigest()
+    except (orjson.JSONEncodeError, RecursionError):
+        return None
 
 
 def format_received_at(moment: datetime) -> str:
@@ -88,11 +121,22 @@ def format_received_at(moment: datetime) -> str:
 
 
 def format_line(
-    body: bytes, auth: Authentication, received_at: datetime, envelope: Envelope | None = None
+    body: bytes,
+    auth: Authentication,
+    received_at: datetime,
+    envelope: Envelope | None = None,
+    shape: str | None = None,
 ) -> bytes:
     """One landed line (the current format version), newline included. ``body`` must be valid
-    UTF-8 (the receiver ensures it). No ``envelope``: the headers are recorded as absent."""
+    UTF-8 (the receiver ensures it, and that it is a JSON object). No ``envelope``: the headers
+    are recorded as absent. No ``shape``: :func:`body_shape` of the body is computed here (the
+    receiver passes the one of the value it parsed); null for a body that is not JSON."""
     envelope = envelope or _NO_ENVELOPE
+    if shape is None:
+        try:
+            shape = body_shape(parse_body(body))
+        except ValueError:
+            shape = None
     return orjson.dumps(
         {
             "received_at": format_received_at(received_at),
@@ -105,6 +149,7 @@ def format_line(
             "content_encoding": envelope.content_encoding,
             "user_agent": envelope.user_agent,
             "format_version": FORMAT_VERSION,
+            "body_shape": shape,
             "body": body.decode("utf-8"),
         },
         option=orjson.OPT_APPEND_NEWLINE,
@@ -137,12 +182,13 @@ def parse_line(line: bytes) -> LandedDelivery:
                 record.get("content_encoding"),
                 record.get("user_agent"),
             ),
+            body_shape=record.get("body_shape"),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a landed line: {exc}") from exc
     if type(version) is not int or version not in FORMAT_VERSIONS:
         raise ValueError(f"not a landed line: format_version {version!r}")
-    for name, value in vars(landed.envelope).items():
+    for name, value in [*vars(landed.envelope).items(), ("body_shape", landed.body_shape)]:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"not a landed line: {name} {value!r}")
     if delivery_id(body) != landed.delivery_id:

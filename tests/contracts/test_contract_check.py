@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import contract_kit
 import jsonschema
 import pytest
 from contract_kit import (
@@ -19,6 +20,12 @@ from contract_kit import (
 from pipeline.contracts.schema import expected_types, load_contracts, schema_leaves
 from pipeline.simulator.deliveries import serialise
 from pipeline.simulator.generate import journeys
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["format-3", "format-2"])
+def line_format(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on lines whose shape the receiver named, and on older lines."""
+    monkeypatch.setattr(contract_kit, "NAMED_SHAPES", request.param)
 
 
 def _summary(workspace: Path) -> set[tuple[str, str, str, str, str, int]]:
@@ -198,3 +205,21 @@ def test_changed_contracts_recheck_every_loaded_body(
     assert again.rechecked_all
     assert again.rows_checked == 1
     assert deviations(tmp_path) == []
+
+
+def test_older_and_named_lines_of_one_deviation_count_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An upgrade lands format 3 lines next to format 2 lines not loaded yet.
+    monkeypatch.setattr(contract_kit, "NAMED_SHAPES", False)
+    land_and_check(tmp_path, [body(learner_added(51, userId=None, id=51)), body(learner_added(52))])
+    monkeypatch.setattr(contract_kit, "NAMED_SHAPES", True)
+    result = land_and_check(
+        tmp_path,
+        [body(learner_added(53, userId=None, id=53)), body(learner_added(54))],
+        segment="seg-2",
+    )
+    assert (result.rows_checked, result.deviating_rows) == (2, 1)
+    assert ("learner.added", "payload.user.userId", "missing", "integer", "absent", 2) in _summary(
+        tmp_path
+    )

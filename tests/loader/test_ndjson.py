@@ -10,7 +10,7 @@ import duckdb
 import orjson
 import pytest
 
-from bench.synthetic import event_body, landed_lines, write_backlog, write_segment
+from bench.synthetic import as_format_2, event_body, landed_lines, write_backlog, write_segment
 from pipeline.loader import ndjson
 from pipeline.loader.ndjson import ChangedSegmentError, load_landing
 from pipeline.receiver.landing_format import (
@@ -18,8 +18,10 @@ from pipeline.receiver.landing_format import (
     REJECTS_DIR,
     Authentication,
     Envelope,
+    body_shape,
     delivery_id,
     format_line,
+    parse_body,
 )
 
 
@@ -306,14 +308,42 @@ def test_absent_nullable_envelope_fields_load_as_null_on_both_paths(
     ]
 
 
-def _format_2_line(n: int) -> bytes:
-    """A line as the receiver writes it today: format 2, with the request's headers."""
+def _current_line(n: int) -> bytes:
+    """A line as the receiver writes it today: format 3, with the request's headers and the name
+    of the body's shape."""
     envelope = Envelope("text/plain; charset=utf-8", "gzip", f'eduMe/{n} "quoted" \xff')
     auth = Authentication("hmac", "raw", 0, None)
     return format_line(event_body(n), auth, datetime(2026, 11, 1, tzinfo=UTC), envelope)
 
 
-def test_request_headers_of_a_format_2_line_load_on_both_paths(
+def _format_2_line(n: int) -> bytes:
+    """A line as the receiver wrote it before landing format 3: no ``body_shape``."""
+    return as_format_2(_current_line(n))
+
+
+def test_request_headers_and_body_shape_of_a_current_line_load_on_both_paths(
+    landing: Path, warehouse: Path
+) -> None:
+    write_segment(landing, "fast", [_current_line(1)])
+    fast = load_landing(landing, warehouse)
+    write_segment(landing, "slow", [_current_line(2), b"not json\n"])
+    slow = load_landing(landing, warehouse)
+
+    assert (fast.rows_loaded, fast.segments_line_by_line) == (1, 0)
+    assert (slow.rows_loaded, slow.rows_rejected, slow.segments_line_by_line) == (1, 1, 1)
+    shape = body_shape(parse_body(event_body(1)))
+    assert shape == body_shape(parse_body(event_body(2)))  # same keys and types
+    assert rows(
+        warehouse,
+        "select line_number, content_type, content_encoding, user_agent, body_shape "
+        "from raw.edume_events order by segment",
+    ) == [
+        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/1 "quoted" \xff', shape),
+        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/2 "quoted" \xff', shape),
+    ]
+
+
+def test_a_format_2_line_loads_with_no_body_shape_on_both_paths(
     landing: Path, warehouse: Path
 ) -> None:
     write_segment(landing, "fast", [_format_2_line(1)])
@@ -324,13 +354,8 @@ def test_request_headers_of_a_format_2_line_load_on_both_paths(
     assert (fast.rows_loaded, fast.segments_line_by_line) == (1, 0)
     assert (slow.rows_loaded, slow.rows_rejected, slow.segments_line_by_line) == (1, 1, 1)
     assert rows(
-        warehouse,
-        "select line_number, content_type, content_encoding, user_agent from raw.edume_events "
-        "order by segment",
-    ) == [
-        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/1 "quoted" \xff'),
-        (1, "text/plain; charset=utf-8", "gzip", 'eduMe/2 "quoted" \xff'),
-    ]
+        warehouse, "select user_agent, body_shape from raw.edume_events order by segment"
+    ) == [('eduMe/1 "quoted" \xff', None), ('eduMe/2 "quoted" \xff', None)]
 
 
 def test_an_old_warehouse_is_upgraded_in_place_and_keeps_its_rows(
@@ -345,40 +370,45 @@ def test_an_old_warehouse_is_upgraded_in_place_and_keeps_its_rows(
             "insert into raw.edume_events values ('old', '2026-10-01', 'hmac', 'raw', 0, null, "
             "'x', null, '{}', 'received_date=2026-10-01/old.ndjson', 1, '2026-10-01')"
         )
-    write_segment(landing, "new", [line_of(event_body(1)), _format_2_line(2)])
+    write_segment(landing, "new", [line_of(event_body(1)), _current_line(2)])
 
     result = load_landing(landing, warehouse)
 
     assert result.rows_loaded == 2
+    shape = body_shape(parse_body(event_body(2)))
     assert rows(
         warehouse,
-        "select delivery_id = 'old', content_type, user_agent from raw.edume_events "
+        "select delivery_id = 'old', content_type, user_agent, body_shape from raw.edume_events "
         "order by delivery_id = 'old', line_number",
     ) == [
-        (False, None, None),
-        (False, "text/plain; charset=utf-8", 'eduMe/2 "quoted" \xff'),
-        (True, None, None),
+        (False, None, None, shape),
+        (False, "text/plain; charset=utf-8", 'eduMe/2 "quoted" \xff', shape),
+        (True, None, None, None),
     ]
 
 
 def test_an_unknown_format_version_or_a_non_string_header_is_rejected(
     landing: Path, warehouse: Path
 ) -> None:
-    good = _format_2_line(1)
-    future = _format_2_line(2).replace(b'"format_version":2', b'"format_version":3')
-    number_type = _format_2_line(3).replace(
+    good = _current_line(1)
+    future = _current_line(2).replace(b'"format_version":3', b'"format_version":4')
+    number_type = _current_line(3).replace(
         b'"content_type":"text/plain; charset=utf-8"', b'"content_type":7'
     )
-    assert future != _format_2_line(2) and b'"content_type":7' in number_type
-    write_segment(landing, "mixed", [good, future, number_type])
+    shape = body_shape(parse_body(event_body(4))).encode()
+    number_shape = _current_line(4).replace(b'"body_shape":"' + shape + b'"', b'"body_shape":7')
+    assert future != _current_line(2) and b'"content_type":7' in number_type
+    assert b'"body_shape":7' in number_shape
+    write_segment(landing, "mixed", [good, future, number_type, number_shape])
 
     result = load_landing(landing, warehouse)
 
-    assert (result.rows_loaded, result.rows_rejected) == (1, 2)
+    assert (result.rows_loaded, result.rows_rejected) == (1, 3)
     rejected = rows(warehouse, "select line_number, error from raw.edume_rejected_lines order by 1")
     assert rejected == [
-        (2, "format_version is not one of 1, 2 (this loader reads those)"),
+        (2, "format_version is not one of 1, 2, 3 (this loader reads those)"),
         (3, "content_type is not a string or null"),
+        (4, "body_shape is not a string or null"),
     ]
 
 

@@ -108,3 +108,23 @@ def test_a_corrupt_gzip_body_gets_400_and_nothing_lands(hmac_receiver) -> None:
     assert reply.status == 400
     assert b'"invalid_gzip"' in reply.body
     assert landing_size(hmac_receiver.landing_dir) == before
+
+
+def test_each_landed_line_names_its_body_shape(hmac_receiver) -> None:
+    # Equal shapes get equal names whatever the values; a type, a key or an array item differing
+    # anywhere gets another; nesting too deep to name (over 254 levels) still lands, unnamed.
+    bodies = {
+        "a": b'{"type":"x","payload":{"score":1,"teams":[{"id":1},{"id":2}]}}',
+        "same": b'{"type":"y","payload":{"score":99,"teams":[{"id":7}]}}',
+        "string_score": b'{"type":"x","payload":{"score":"1","teams":[{"id":1}]}}',
+        "other_item": b'{"type":"x","payload":{"score":1,"teams":[{"id":1},{"name":"n"}]}}',
+        "js_only": b'{"type":"x","payload":{"score":1,"teams":[{"id":1}]},"s":"\\ud800"}',
+        "deep": b'{"type":"x","d":' + b"[" * 300 + b"]" * 300 + b"}",
+    }
+    for body in bodies.values():
+        assert post(hmac_receiver.webhook_url, body, _signed(body)).status == 204
+    shapes = {d.body: d.body_shape for d in landed(hmac_receiver.landing_dir)}
+    named = {name: shapes[body] for name, body in bodies.items()}
+    assert named["a"] == named["same"] is not None
+    assert len({named[n] for n in ("a", "string_score", "other_item", "js_only")}) == 4
+    assert named["js_only"] is not None and named["deep"] is None
