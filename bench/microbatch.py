@@ -10,9 +10,9 @@ bodies already loaded), each run through :meth:`pipeline.live.worker.LiveWorker.
 function the worker calls, a real in-process Dagster run of load -> dbt build -> export.
 
 Prints, per size, the median batch wall time and its parts (Dagster start-up, load, dbt, export,
-checks, the rest) and the ratio to the smallest size's median (issue #11's target: <= 1.5 at 5M
-vs 100k). Ratios against the same run's smallest size are meaningful on a shared machine;
-absolute seconds are not.
+checks, the rest), the slowest dbt nodes of the last batch, and the ratio to the smallest size's
+median (issue #11's target: <= 1.5 at 5M vs 100k). Ratios against the same run's smallest size
+are meaningful on a shared machine; absolute seconds are not.
 
     .venv/bin/python bench/microbatch.py [--sizes 100000 1000000 [5000000]] [--batches 3]
 """
@@ -20,6 +20,7 @@ absolute seconds are not.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -99,7 +100,17 @@ def measure(root: Path, events: int, batches: int, project_target: Path) -> list
         assert report is not None and report.success, f"micro-batch {batch} failed"
         print("  " + report.line(), flush=True)
         reports.append(report)
+    print("  slowest dbt nodes of the last batch: " + slowest_nodes(project_target), flush=True)
     return reports
+
+
+def slowest_nodes(project_target: Path, count: int = 8) -> str:
+    """The ``count`` slowest nodes of the last ``dbt build`` (its ``run_results.json``)."""
+    results = json.loads((project_target / "run_results.json").read_text())["results"]
+    results.sort(key=lambda r: -r["execution_time"])
+    return ", ".join(
+        f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.2f}" for r in results[:count]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

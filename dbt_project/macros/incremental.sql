@@ -172,3 +172,25 @@ select * from final
         from {{ source }}
     )
 {%- endmacro %}
+
+
+{#- The learners an incremental run recomputes: those named by an event of
+    int_learner_events_deduplicated loaded since the newest loaded_at the running model holds, as
+    listed literals (listed_keys), for `learner_id in (...)`; none for a full build. The engine
+    then filters its scan by learner before reading any other column, where a join with the
+    touched learners read every column of every event to probe it, a cost that grew with the
+    table. Call it once per model (it queries) and pass the result to in_touched_learners. -#}
+{% macro touched_learner_ids() -%}
+    {%- if is_incremental() -%}
+        {%- set touched = 'select distinct learner_id from '
+            ~ ref('int_learner_events_deduplicated')
+            ~ ' where learner_id is not null and ' ~ edume.loaded_since_last_run() -%}
+        {{ return(edume.listed_keys(touched, touched)) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+
+{% macro in_touched_learners(column, ids) -%}
+    {%- if ids is none -%} true {%- else -%} {{ column }} in ({{ ids }}) {%- endif -%}
+{%- endmacro %}

@@ -28,11 +28,14 @@ Tables (schema ``raw``; created here, upgraded in place):
 
 - ``edume_contract_shape_deviations``: one row per deviating pair (``shape_key``) and deviation;
 - ``edume_contract_deviating_deliveries``: one row per deviating delivery line and its pair;
+- ``edume_contract_deviation_counts``: per event type, path, problem, expected and seen type, the
+  count of distinct deliveries, first and last receive time, an example ``delivery_id`` and the
+  staging columns that read the path. Each check adds its new deliveries (looking up earlier
+  copies of them by id, so a delivery landed twice counts once), so that reading the counts costs
+  the same whatever the history; a warehouse recorded before this table existed is counted once;
 - ``edume_contract_state``: the watermark and the fingerprint of the contracts it was checked
   against. When the contracts change, everything is checked again under the new ones.
-- the view ``edume_contract_deviations``: per event type, path, problem, expected and seen type,
-  the count of distinct deliveries, first and last receive time, an example ``delivery_id``, and
-  the staging columns that read the path. A delivery landed twice counts once.
+- the view ``edume_contract_deviations``: the counts, as every reader reads them.
 """
 
 from __future__ import annotations
@@ -91,21 +94,69 @@ create table if not exists raw.edume_contract_deviating_deliveries (
   delivery_id varchar not null,
   received_at timestamp not null
 );
+create table if not exists raw.edume_contract_deviation_counts (
+  event_type varchar not null,
+  path varchar not null,
+  problem varchar not null,
+  expected varchar not null,
+  seen varchar not null,
+  deliveries bigint not null,         -- distinct delivery_id (a delivery landed twice counts once)
+  first_received_at timestamp not null,
+  last_received_at timestamp not null,
+  example_delivery_id varchar not null,
+  read_by varchar,
+  primary key (event_type, path, problem, expected, seen)
+);
 create or replace view raw.edume_contract_deviations as
 select
-  s.event_type,
-  s.path,
-  s.problem,
-  s.expected,
-  s.seen,
-  count(distinct d.delivery_id) as deliveries,
-  min(d.received_at) as first_received_at,
-  max(d.received_at) as last_received_at,
-  min(d.delivery_id) as example_delivery_id,
-  any_value(s.read_by) as read_by
+  event_type, path, problem, expected, seen, deliveries, first_received_at, last_received_at,
+  example_delivery_id, read_by
+from raw.edume_contract_deviation_counts;
+"""
+
+# The counts from every recorded delivery: what the incremental updates add up to. Used once, to
+# fill the counts table of a warehouse whose deliveries were recorded before it existed.
+ALL_COUNTS_QUERY = """
+select
+  s.event_type, s.path, s.problem, s.expected, s.seen,
+  count(distinct d.delivery_id), min(d.received_at), max(d.received_at), min(d.delivery_id),
+  any_value(s.read_by)
 from raw.edume_contract_shape_deviations as s
 join raw.edume_contract_deviating_deliveries as d using (shape_key)
-group by all;
+group by all
+"""
+
+# Adds the deliveries in _new_deviating (not yet in edume_contract_deviating_deliveries) to the
+# counts: a delivery counts for a deviation unless an earlier copy of it already did. The earlier
+# copies are found by the new ids, so the cost follows the batch, not the history.
+_ADD_COUNTS_SQL = """
+insert into raw.edume_contract_deviation_counts
+select * from (
+  with new_pairs as (
+    select s.event_type, s.path, s.problem, s.expected, s.seen, s.read_by, n.delivery_id,
+           n.received_at
+    from _new_deviating as n
+    join raw.edume_contract_shape_deviations as s using (shape_key)
+  ),
+  earlier as (
+    select distinct s.event_type, s.path, s.problem, s.expected, s.seen, d.delivery_id
+    from raw.edume_contract_deviating_deliveries as d
+    join raw.edume_contract_shape_deviations as s using (shape_key)
+    where d.delivery_id in (select delivery_id from _new_deviating)
+  )
+  select
+    p.event_type, p.path, p.problem, p.expected, p.seen,
+    count(distinct p.delivery_id) filter (where e.delivery_id is null),
+    min(p.received_at), max(p.received_at), min(p.delivery_id), any_value(p.read_by)
+  from new_pairs as p
+  left join earlier as e using (event_type, path, problem, expected, seen, delivery_id)
+  group by all
+)
+on conflict (event_type, path, problem, expected, seen) do update set
+  deliveries = deliveries + excluded.deliveries,
+  first_received_at = least(first_received_at, excluded.first_received_at),
+  last_received_at = greatest(last_received_at, excluded.last_received_at),
+  example_delivery_id = least(example_delivery_id, excluded.example_delivery_id)
 """
 
 
@@ -178,6 +229,7 @@ def check_deliveries(con: duckdb.DuckDBPyConnection) -> ContractCheckResult:
             return ContractCheckResult()
         # A warehouse last loaded before landing format 3 (its loader's DDL adds this too).
         con.execute("alter table raw.edume_events add column if not exists body_shape varchar")
+        _fill_counts_once(con)
         watermark, rechecked = _watermark(con, fingerprint)
         (through,) = con.execute("select max(loaded_at) from raw.edume_events").fetchone()
         result = ContractCheckResult(rechecked_all=rechecked)
@@ -204,6 +256,16 @@ def _has_raw_table(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
+def _fill_counts_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Count the deliveries recorded before the counts table existed (an upgraded warehouse)."""
+    counted = con.execute("select exists (from raw.edume_contract_deviation_counts)").fetchone()
+    recorded = con.execute(
+        "select exists (from raw.edume_contract_deviating_deliveries)"
+    ).fetchone()
+    if recorded[0] and not counted[0]:
+        con.execute(f"insert into raw.edume_contract_deviation_counts {ALL_COUNTS_QUERY}")
+
+
 def _watermark(con: duckdb.DuckDBPyConnection, fingerprint: str) -> tuple[Any, bool]:
     """The newest ``loaded_at`` already checked; None (and tables cleared) for new contracts."""
     state = con.execute(
@@ -213,6 +275,7 @@ def _watermark(con: duckdb.DuckDBPyConnection, fingerprint: str) -> tuple[Any, b
         return state[1], False
     con.execute("delete from raw.edume_contract_shape_deviations")
     con.execute("delete from raw.edume_contract_deviating_deliveries")
+    con.execute("delete from raw.edume_contract_deviation_counts")
     return None, state is not None
 
 
@@ -395,12 +458,15 @@ def _record(
         "where shape_key not in (select shape_key from raw.edume_contract_shape_deviations)",
         {"rows": [dict(zip(_FOUND_COLUMNS, row, strict=True)) for row in found]},
     )
-    before = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
+    con.execute(
+        "create or replace temp table _new_deviating "
+        "(shape_key varchar, delivery_id varchar, received_at timestamp)"
+    )
     window_params = {k: v for k, v in params.items() if k != "types"}
     if whole_types:
         con.execute(
             f"""
-            insert into raw.edume_contract_deviating_deliveries
+            insert into _new_deviating
             select k.shape_key, e.delivery_id, e.received_at
             from raw.edume_events as e
             join (select unnest($keys, recursive := true)) as k on k.event_type = e.event_type
@@ -415,7 +481,7 @@ def _record(
     if named:
         con.execute(
             f"""
-            insert into raw.edume_contract_deviating_deliveries
+            insert into _new_deviating
             select k.shape_key, e.delivery_id, e.received_at
             from raw.edume_events as e
             join (select unnest($keys, recursive := true)) as k
@@ -449,7 +515,7 @@ def _record(
         )
         con.execute(
             f"""
-            insert into raw.edume_contract_deviating_deliveries
+            insert into _new_deviating
             select k.shape_key, e.delivery_id, e.received_at
             from (
                 select delivery_id, received_at, event_type,
@@ -465,8 +531,11 @@ def _record(
             {**params, "types": sorted({g.event_type for g in structured})},
         )
         con.execute("drop table _contract_deviating")
-    after = con.execute("select count(*) from raw.edume_contract_deviating_deliveries").fetchone()
-    return after[0] - before[0]
+    con.execute(_ADD_COUNTS_SQL)
+    con.execute("insert into raw.edume_contract_deviating_deliveries select * from _new_deviating")
+    (recorded,) = con.execute("select count(*) from _new_deviating").fetchone()
+    con.execute("drop table _new_deviating")
+    return recorded
 
 
 _FOUND_COLUMNS = ("shape_key", "event_type", "path", "problem", "expected", "seen", "read_by")

@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 import contract_kit
+import duckdb
 import jsonschema
 import pytest
 from contract_kit import (
@@ -17,6 +18,7 @@ from contract_kit import (
     learner_added,
 )
 
+from pipeline.contracts import check
 from pipeline.contracts.schema import expected_types, load_contracts, schema_leaves
 from pipeline.simulator.deliveries import serialise
 from pipeline.simulator.generate import journeys
@@ -223,3 +225,44 @@ def test_older_and_named_lines_of_one_deviation_count_together(
     assert ("learner.added", "payload.user.userId", "missing", "integer", "absent", 2) in _summary(
         tmp_path
     )
+
+
+def _counts_from_every_delivery(workspace: Path) -> list[tuple]:
+    """The deviations as counted from scratch over every recorded delivery."""
+    with duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select * from (" + check.ALL_COUNTS_QUERY + ") order by all").fetchall()
+
+
+def _counts(workspace: Path) -> list[tuple]:
+    with duckdb.connect(str(workspace / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(
+            "select * exclude (read_by) from raw.edume_contract_deviations order by all"
+        ).fetchall()
+
+
+def test_counts_added_load_by_load_equal_counts_from_every_delivery(tmp_path: Path) -> None:
+    # Re-deliveries within a load and across loads, deviations of several shapes and a clean one.
+    renamed = [body(learner_added(n, userId=None, id=n)) for n in range(60, 66)]
+    typed = [body(learner_added(n, userId=str(n))) for n in range(66, 70)]
+    clean = [body(learner_added(n)) for n in range(70, 73)]
+    loads = [
+        [*renamed[:3], renamed[0], *typed[:2], clean[0]],
+        [renamed[1], *renamed[3:], typed[1], clean[1]],
+        [*typed, renamed[5], clean[2], renamed[2]],
+    ]
+    for number, bodies in enumerate(loads):
+        land_and_check(tmp_path, bodies, segment=f"seg-{number}")
+    assert _counts(tmp_path) == [row[:-1] for row in _counts_from_every_delivery(tmp_path)]
+    assert ("learner.added", "payload.user.userId", "missing", "integer", "absent", 6) in {
+        row[:6] for row in _counts(tmp_path)
+    }
+
+
+def test_a_warehouse_recorded_before_the_counts_table_is_counted_once(tmp_path: Path) -> None:
+    land_and_check(tmp_path, [body(learner_added(80, userId=None, id=80)), body(learner_added(81))])
+    before = _counts(tmp_path)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("drop view raw.edume_contract_deviations")
+        con.execute("drop table raw.edume_contract_deviation_counts")
+    land_and_check(tmp_path, [body(learner_added(80, userId=None, id=80))], segment="seg-again")
+    assert _counts(tmp_path) == before and before

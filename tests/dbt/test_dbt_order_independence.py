@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from fixture_company import company_deliveries
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,7 @@ INCREMENTAL_MODELS = (
     "int_learner_course_progress_aggregated",
     "int_learner_profiles_aggregated",
     "int_course_learner_mentions_aggregated",
+    "int_team_memberships_resolved",
 )
 
 
@@ -106,6 +108,30 @@ def test_incremental_run_then_full_refresh_equal_a_single_full_build(
     dbt(*BUILD_MODELS, "--full-refresh")
     assert mart_rows(warehouse) == reference.marts
     assert query(warehouse, keys) == expected_keys
+
+
+def test_a_memberships_table_built_before_it_was_incremental_is_rebuilt_by_the_next_run(
+    tmp_path: Path, make_dbt, reference: Reference
+) -> None:
+    # Before it was incremental, int_team_memberships_resolved had no loaded_at: an upgraded
+    # deployment's next run must recompute every entity, not fail on the missing watermark.
+    deliveries = sorted(EVENT_SET, key=lambda d: d.received_at)
+    first, second = deliveries[: len(deliveries) // 2], deliveries[len(deliveries) // 2 :]
+    warehouse, landing = tmp_path / "edume.duckdb", tmp_path / "landing"
+    dbt = make_dbt(warehouse)
+    next_segment = land_and_load(landing, warehouse, first)
+    dbt(*BUILD_MODELS)
+    memberships = "intermediate.int_team_memberships_resolved"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"alter table {memberships} drop column loaded_at")
+    land_and_load(landing, warehouse, second, first_segment=next_segment)
+    dbt(*BUILD_MODELS)
+    assert mart_rows(warehouse) == reference.marts
+    # The column is back: null for courses (recomputed at every run), set for every learner row.
+    mismatched = (
+        f"select count(*) from {memberships} where (loaded_at is null) <> (entity_kind = 'course')"
+    )
+    assert query(warehouse, mismatched) == [(0,)]
 
 
 @settings(

@@ -13,6 +13,7 @@
     incremental_strategy=edume.upsert_strategy(),
     on_schema_change='append_new_columns',
 ) }}
+{%- set touched_ids = edume.touched_learner_ids() %}
 with
 
 all_events as (
@@ -43,6 +44,7 @@ events as (
     inner join touched_pairs
         on touched_pairs.learner_id = all_events.learner_id
         and touched_pairs.course_id = all_events.course_id
+    where {{ edume.in_touched_learners('all_events.learner_id', touched_ids) }}
     {% endif %}
 ),
 

@@ -11,26 +11,16 @@
     incremental_strategy=edume.upsert_strategy(),
     on_schema_change='append_new_columns',
 ) }}
+{%- set touched_ids = edume.touched_learner_ids() %}
 with
 
 all_events as (
     select * from {{ ref('int_learner_events_deduplicated') }}
 ),
 
-{% if is_incremental() %}
-touched_learners as (
-    select distinct learner_id
-    from all_events
-    where {{ edume.loaded_since_last_run() }}
-),
-
-{% endif %}
 events as (
-    select all_events.*
-    from all_events
-    {% if is_incremental() %}
-    inner join touched_learners on touched_learners.learner_id = all_events.learner_id
-    {% endif %}
+    select * from all_events
+    where {{ edume.in_touched_learners('learner_id', touched_ids) }}
 ),
 
 ranked as (
@@ -91,9 +81,7 @@ courses as (
         count(case when progress.status <> 'not_started' then 1 end) as count_courses_started,
         count(case when progress.status = 'completed' then 1 end) as count_courses_completed
     from {{ ref('int_learner_course_progress_aggregated') }} as progress
-    {% if is_incremental() %}
-    inner join touched_learners on touched_learners.learner_id = progress.learner_id
-    {% endif %}
+    where {{ edume.in_touched_learners('progress.learner_id', touched_ids) }}
     group by progress.learner_id
 ),
 

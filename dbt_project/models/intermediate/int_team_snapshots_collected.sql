@@ -4,13 +4,16 @@
 with
 
 course_snapshots as (
-    select 'course' as entity_kind, course_id as entity_id, delivery_id, occurred_at
+    select
+        'course' as entity_kind, course_id as entity_id, delivery_id, occurred_at,
+        cast(null as timestamp) as loaded_at  -- courses are recomputed at every run
     from {{ ref('int_course_events_deduplicated') }}
     where has_teams_snapshot
 ),
 
 learner_snapshots as (
-    select 'learner' as entity_kind, learner_id as entity_id, delivery_id, occurred_at
+    select
+        'learner' as entity_kind, learner_id as entity_id, delivery_id, occurred_at, loaded_at
     from {{ ref('int_learner_events_deduplicated') }}
     where has_teams_snapshot
 ),
