@@ -463,39 +463,14 @@ def _record(
         "(shape_key varchar, delivery_id varchar, received_at timestamp)"
     )
     window_params = {k: v for k, v in params.items() if k != "types"}
-    if whole_types:
-        con.execute(
-            f"""
-            insert into _new_deviating
-            select k.shape_key, e.delivery_id, e.received_at
-            from raw.edume_events as e
-            join (select unnest($keys, recursive := true)) as k on k.event_type = e.event_type
-            where {window}
-            """,
-            {
-                **window_params,
-                "keys": [{"event_type": t, "shape_key": k} for t, k in whole_types.items()],
-            },
-        )
-    named = [g for g in deviating if g.body_shape is not None]
-    if named:
-        con.execute(
-            f"""
-            insert into _new_deviating
-            select k.shape_key, e.delivery_id, e.received_at
-            from raw.edume_events as e
-            join (select unnest($keys, recursive := true)) as k
-              on k.event_type = e.event_type and k.body_shape = e.body_shape
-            where {window}
-            """,
-            {
-                **window_params,
-                "keys": [
-                    {"event_type": g.event_type, "body_shape": g.body_shape, "shape_key": g.key}
-                    for g in named
-                ],
-            },
-        )
+    by_type = [{"event_type": t, "shape_key": k} for t, k in whole_types.items()]
+    _find_deliveries(con, window, window_params, by_type, ("event_type",))
+    by_name = [
+        {"event_type": g.event_type, "body_shape": g.body_shape, "shape_key": g.key}
+        for g in deviating
+        if g.body_shape is not None
+    ]
+    _find_deliveries(con, window, window_params, by_name, ("event_type", "body_shape"))
     structured = [g for g in deviating if g.body_shape is None]
     if structured:
         con.execute(
@@ -536,6 +511,30 @@ def _record(
     (recorded,) = con.execute("select count(*) from _new_deviating").fetchone()
     con.execute("drop table _new_deviating")
     return recorded
+
+
+def _find_deliveries(
+    con: duckdb.DuckDBPyConnection,
+    window: str,
+    params: dict[str, Any],
+    keys: list[dict[str, str]],
+    columns: tuple[str, ...],
+) -> None:
+    """Add to ``_new_deviating`` the window's rows that match one of ``keys`` on ``columns``,
+    each with its key's ``shape_key``."""
+    if not keys:
+        return
+    matches = " and ".join(f"k.{column} = e.{column}" for column in columns)
+    con.execute(
+        f"""
+        insert into _new_deviating
+        select k.shape_key, e.delivery_id, e.received_at
+        from raw.edume_events as e
+        join (select unnest($keys, recursive := true)) as k on {matches}
+        where {window}
+        """,
+        {**params, "keys": keys},
+    )
 
 
 _FOUND_COLUMNS = ("shape_key", "event_type", "path", "problem", "expected", "seen", "read_by")

@@ -321,18 +321,21 @@ def _format_2_line(n: int) -> bytes:
     return as_format_2(_current_line(n))
 
 
-def test_request_headers_and_body_shape_of_a_current_line_load_on_both_paths(
-    landing: Path, warehouse: Path
+@pytest.mark.parametrize("named", [True, False], ids=["format-3", "format-2"])
+def test_request_headers_and_body_shape_load_on_both_paths(
+    landing: Path, warehouse: Path, named: bool
 ) -> None:
-    write_segment(landing, "fast", [_current_line(1)])
+    line = _current_line if named else _format_2_line  # format 2: no body_shape, loads as null
+    write_segment(landing, "fast", [line(1)])
     fast = load_landing(landing, warehouse)
-    write_segment(landing, "slow", [_current_line(2), b"not json\n"])
+    write_segment(landing, "slow", [line(2), b"not json\n"])
     slow = load_landing(landing, warehouse)
 
     assert (fast.rows_loaded, fast.segments_line_by_line) == (1, 0)
     assert (slow.rows_loaded, slow.rows_rejected, slow.segments_line_by_line) == (1, 1, 1)
     shape = body_shape(parse_body(event_body(1)))
     assert shape == body_shape(parse_body(event_body(2)))  # same keys and types
+    shape = shape if named else None
     assert rows(
         warehouse,
         "select line_number, content_type, content_encoding, user_agent, body_shape "
@@ -341,21 +344,6 @@ def test_request_headers_and_body_shape_of_a_current_line_load_on_both_paths(
         (1, "text/plain; charset=utf-8", "gzip", 'eduMe/1 "quoted" \xff', shape),
         (1, "text/plain; charset=utf-8", "gzip", 'eduMe/2 "quoted" \xff', shape),
     ]
-
-
-def test_a_format_2_line_loads_with_no_body_shape_on_both_paths(
-    landing: Path, warehouse: Path
-) -> None:
-    write_segment(landing, "fast", [_format_2_line(1)])
-    fast = load_landing(landing, warehouse)
-    write_segment(landing, "slow", [_format_2_line(2), b"not json\n"])
-    slow = load_landing(landing, warehouse)
-
-    assert (fast.rows_loaded, fast.segments_line_by_line) == (1, 0)
-    assert (slow.rows_loaded, slow.rows_rejected, slow.segments_line_by_line) == (1, 1, 1)
-    assert rows(
-        warehouse, "select user_agent, body_shape from raw.edume_events order by segment"
-    ) == [('eduMe/1 "quoted" \xff', None), ('eduMe/2 "quoted" \xff', None)]
 
 
 def test_an_old_warehouse_is_upgraded_in_place_and_keeps_its_rows(
