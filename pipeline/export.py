@@ -53,6 +53,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.export_partitioned import (
+    COMPRESSION,
     MonthlyMart,
     export_monthly,
     parquet_glob,
@@ -213,7 +214,8 @@ def _write_parquet(
         # COPY answers the rows it wrote: counting the relation again would compute a view
         # (e.g. reporting.stalled_learners) a second time.
         (rows,) = con.execute(
-            f"copy ({select_sql}) to {_literal(str(aside))} (format parquet, compression zstd)"
+            f"copy ({select_sql}) to {_literal(str(aside))} "
+            f"(format parquet, compression {COMPRESSION})"
         ).fetchone()
         os.replace(aside, final)
     finally:
