@@ -162,8 +162,9 @@ on conflict (event_type, path, problem, expected, seen) do update set
 
 @dataclass(frozen=True)
 class ContractCheckResult:
-    """What one check looked at: new rows of a known type, their distinct (shape, items) pairs,
-    the deviating pairs and the delivery lines that have them."""
+    """What one check looked at: new rows of a known type, their distinct shapes (named by the
+    receiver, or (structure, items) pairs for older lines), the deviating ones and the delivery
+    lines that have them."""
 
     rows_checked: int = 0
     shapes: int = 0
