@@ -96,10 +96,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         export_dir=Path(env.get("EDUME_EXPORT_DIR") or "exports"),
         max_body_bytes=_positive_int(env, "EDUME_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         engine=engine,
-        live_poll_s=_number(env, "EDUME_LIVE_POLL_S", 0.5, zero_ok=False),
-        live_refresh_s=_number(env, "EDUME_LIVE_REFRESH_S", 3600.0, zero_ok=False),
-        run_retention_days=_number(env, "EDUME_RUN_RETENTION_DAYS", 7.0, zero_ok=True),
-        segment_retention_days=_number(env, "EDUME_SEGMENT_RETENTION_DAYS", 30.0, zero_ok=True),
+        live_poll_s=_number(env, "EDUME_LIVE_POLL_S", Settings.live_poll_s, zero_ok=False),
+        live_refresh_s=_number(env, "EDUME_LIVE_REFRESH_S", Settings.live_refresh_s, zero_ok=False),
+        run_retention_days=_number(
+            env, "EDUME_RUN_RETENTION_DAYS", Settings.run_retention_days, zero_ok=True
+        ),
+        segment_retention_days=_number(
+            env, "EDUME_SEGMENT_RETENTION_DAYS", Settings.segment_retention_days, zero_ok=True
+        ),
         sensor_interval_s=_number(
             env, "EDUME_SENSOR_INTERVAL_S", Settings.sensor_interval_s, zero_ok=False
         ),

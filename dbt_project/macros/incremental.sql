@@ -179,12 +179,14 @@ select * from final
     listed literals (listed_keys), for `learner_id in (...)`; none for a full build. The engine
     then filters its scan by learner before reading any other column, where a join with the
     touched learners read every column of every event to probe it, a cost that grew with the
-    table. Call it once per model (it queries) and pass the result to in_touched_learners. -#}
-{% macro touched_learner_ids() -%}
+    table. `condition`: a further filter on those events. Call it once per model (it queries)
+    and pass the result to in_touched_learners. -#}
+{% macro touched_learner_ids(condition='true') -%}
     {%- if is_incremental() -%}
         {%- set touched = 'select distinct learner_id from '
             ~ ref('int_learner_events_deduplicated')
-            ~ ' where learner_id is not null and ' ~ edume.loaded_since_last_run() -%}
+            ~ ' where learner_id is not null and ' ~ condition
+            ~ ' and ' ~ edume.loaded_since_last_run() -%}
         {{ return(edume.listed_keys(touched, touched)) }}
     {%- endif -%}
     {{ return(none) }}

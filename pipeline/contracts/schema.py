@@ -136,15 +136,8 @@ def _shape_of_subclass(value: Any) -> Any:
         return shape_of(dict(value))
     if isinstance(value, list):
         return shape_of(list(value))
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "null"
+    # The nearest JSON type among the value's bases (a bool subclass meets bool before int).
+    return next((_SCALAR_TYPES[t] for t in type(value).__mro__ if t in _SCALAR_TYPES), "null")
 
 
 def json_type_of(shape: Any) -> str:

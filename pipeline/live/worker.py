@@ -90,10 +90,10 @@ _STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE
 class LiveOptions:
     """The worker's knobs; :meth:`from_settings` reads them from the ``EDUME_LIVE_*`` variables."""
 
-    poll_s: float = 0.5
-    refresh_s: float = 3600.0
-    run_retention_days: float = 7.0  # 0 keeps every run
-    segment_retention_days: float = 30.0  # 0 keeps every landing segment
+    poll_s: float = Settings.live_poll_s
+    refresh_s: float = Settings.live_refresh_s
+    run_retention_days: float = Settings.run_retention_days  # 0 keeps every run
+    segment_retention_days: float = Settings.segment_retention_days  # 0 keeps every segment
     stats_path: Path | None = None  # one JSON line per run, for benches and tests
 
     @classmethod
