@@ -7,7 +7,7 @@ Contract of :func:`export_marts`:
   every one in schema ``quality`` or ``reporting`` (when the schema exists) becomes
   ``<export_dir>/<schema>/<name>.parquet``. Each file is written beside its final name, then
   renamed over it (``os.replace`` is atomic): a reader sees the old file or the new one, never
-  half of one. These relations are small (their size follows learners and courses, not events)
+  half of one. These relations are small (their size follows learners or courses, not events)
   and are rewritten whole.
 - A large fact, one row per event (:data:`MONTHLY_MARTS`: ``fct_learner_activity``), is instead a
   directory of monthly partitions, ``<export_dir>/<name>/month=YYYY-MM/*.parquet``, of which a
@@ -16,6 +16,11 @@ Contract of :func:`export_marts`:
   never a mix of two (:mod:`pipeline.export_partitioned`). The first such export of a deployment
   that had ``<export_dir>/<name>.parquet`` removes that file once ``query.duckdb`` reads the new
   layout.
+- The relations of one row per learner and course (:data:`BUCKETED_RELATIONS`:
+  ``fct_learner_course_progress``, ``reporting.stalled_learners``) are directories of hash
+  buckets of ``learner_id``, ``<folder>/<name>/bucket=N/*.parquet``, versioned and linked the same
+  way, of which a micro-batch rewrites only the buckets of the learners whose rows it wrote
+  (:mod:`pipeline.export_bucketed`); the same upgrade removes their old single files.
 - Types are those BI tools read: unsigned and 128-bit integers become BIGINT (an overflow fails the
   export loudly rather than wrapping), timestamps become TIMESTAMPTZ in UTC (the warehouse's
   naive timestamps are UTC by convention), which Parquet stores as ``isAdjustedToUTC``, and JSON
@@ -52,9 +57,11 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.export_bucketed import BucketedRelation, export_bucketed
 from pipeline.export_partitioned import (
     COMPRESSION,
     MonthlyMart,
+    PartitionedExport,
     export_monthly,
     parquet_glob,
     remove_stale_versions,
@@ -89,6 +96,27 @@ DESIGNED_MARTS = (
 MONTHLY_MARTS = (
     MonthlyMart(
         "fct_learner_activity", "occurred_at", key="learner_event_id", raw_key="delivery_id"
+    ),
+)
+# Relations of one row per learner and course: exported as buckets of learner_id, of which a
+# micro-batch rewrites only those of the learners whose rows it wrote. Their rows depend on the
+# progress aggregate (and, for stalled learners, the learner's names and the course titles).
+BUCKETED_RELATIONS = (
+    BucketedRelation(
+        MARTS_SCHEMA,
+        "fct_learner_course_progress",
+        "learner_id",
+        changed_by=("intermediate.int_learner_course_progress_aggregated",),
+    ),
+    BucketedRelation(
+        "reporting",
+        "stalled_learners",
+        "learner_id",
+        changed_by=(
+            "intermediate.int_learner_course_progress_aggregated",
+            "intermediate.int_learner_profiles_aggregated",
+        ),
+        whole_inputs=(f"select course_id, course_title from {MARTS_SCHEMA}.dim_courses",),
     ),
 )
 _SPARK_WAREHOUSE_ALIAS = "edume_warehouse"
@@ -170,13 +198,25 @@ def list_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     return list_relations(con, MARTS_SCHEMA)
 
 
-def mart_parquet_glob(export_dir: Path, name: str) -> str:
-    """What ``read_parquet`` reads for mart ``name`` exported to ``export_dir``: its file, or every
-    file of its monthly folder's current version (read with ``hive_partitioning = false`` to get
-    the mart's columns alone)."""
-    if name in {spec.name for spec in MONTHLY_MARTS} and (Path(export_dir) / name).is_dir():
-        return parquet_glob(Path(export_dir) / name)
-    return str(Path(export_dir) / f"{name}.parquet")
+def _partitioned_folders(export_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, name) of every relation exported as a partitioned directory."""
+    return [(export_dir, spec.name) for spec in MONTHLY_MARTS] + [
+        (_folder(export_dir, spec.schema), spec.name) for spec in BUCKETED_RELATIONS
+    ]
+
+
+def _folder(export_dir: Path, schema: str) -> Path:
+    return export_dir if schema == MARTS_SCHEMA else export_dir / schema
+
+
+def mart_parquet_glob(export_dir: Path, name: str, schema: str = MARTS_SCHEMA) -> str:
+    """What ``read_parquet`` reads for relation ``schema.name`` exported to ``export_dir``: its
+    file, or every file of its partitioned folder's current version (read with
+    ``hive_partitioning = false`` to get the relation's columns alone)."""
+    folder = _folder(Path(export_dir), schema)
+    if (folder, name) in _partitioned_folders(Path(export_dir)) and (folder / name).is_dir():
+        return parquet_glob(folder / name)
+    return str(folder / f"{name}.parquet")
 
 
 def _comments(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> Comments:
@@ -269,8 +309,8 @@ def remove_stale_asides(export_dir: Path) -> list[Path]:
     ]
     for path in stale:
         path.unlink(missing_ok=True)
-    for spec in MONTHLY_MARTS:
-        stale += remove_stale_versions(versions_dir(export_dir, spec.name), _process_is_gone)
+    for folder, name in _partitioned_folders(export_dir):
+        stale += remove_stale_versions(versions_dir(folder, name), _process_is_gone)
     return stale
 
 
@@ -317,22 +357,28 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
     paths: list[Path] = []
     rows: dict[str, int] = {}
     files_written: list[Path] = []
-    monthly = {spec.name: spec for spec in MONTHLY_MARTS}
+    monthly = {(MARTS_SCHEMA, spec.name): spec for spec in MONTHLY_MARTS}
+    bucketed = {(spec.schema, spec.name): spec for spec in BUCKETED_RELATIONS}
     with warehouse_lock(warehouse, on_wait=log.warning):
         con, raw = _open_source(warehouse, engine)
         try:
             con.execute("set TimeZone = 'UTC'")  # naive warehouse timestamps are UTC
             con.execute("begin transaction")  # one snapshot of every relation and the watermark
             for schema in (MARTS_SCHEMA, *SIDE_SCHEMAS):
-                folder = export_dir if schema == MARTS_SCHEMA else export_dir / schema
+                folder = _folder(export_dir, schema)
                 for name in list_relations(con, schema):
                     relation = f"{quote_ident(schema)}.{quote_ident(name)}"
                     columns = [(r[0], r[1]) for r in con.execute(f"describe {relation}").fetchall()]
                     select_sql = bi_select(columns, relation)
                     comments = _comments(con, schema, name) if engine == "duckdb" else Comments()
                     key = name if schema == MARTS_SCHEMA else f"{schema}.{name}"
-                    if schema == MARTS_SCHEMA and name in monthly:
-                        done = export_monthly(con, monthly[name], export_dir, select_sql, raw)
+                    folder.mkdir(exist_ok=True)
+                    done: PartitionedExport | None = None
+                    if (schema, name) in monthly:
+                        done = export_monthly(con, monthly[schema, name], folder, select_sql, raw)
+                    elif (schema, name) in bucketed:
+                        done = export_bucketed(con, bucketed[schema, name], folder, select_sql)
+                    if done is not None:
                         reader = (
                             f"read_parquet({_literal(parquet_glob(done.version_dir.absolute()))}, "
                             "hive_partitioning = false)"
@@ -340,15 +386,16 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
                         paths.append(done.link)
                         rows[key] = done.rows
                         files_written += done.files_written
-                        if done.months_written:
+                        if done.partitions_written:
                             log.info(
-                                "%s: rewrote month(s) %s%s",
-                                name,
-                                ", ".join(done.months_written),
+                                "%s: rewrote %d partition(s)%s: %s",
+                                key,
+                                len(done.partitions_written),
                                 " (in full)" if done.full else "",
+                                ", ".join(done.partitions_written[:12])
+                                + (", ..." if len(done.partitions_written) > 12 else ""),
                             )
                     else:
-                        folder.mkdir(exist_ok=True)
                         path, count = _write_parquet(con, select_sql, folder / f"{name}.parquet")
                         reader = f"read_parquet({_literal(str(path.absolute()))})"
                         paths.append(path)
@@ -372,10 +419,11 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
 
 
 def _remove_superseded_layouts(export_dir: Path) -> None:
-    """An older deployment exported every mart as ``<name>.parquet``: once ``query.duckdb``
-    reads a partitioned mart's directory, its old single file goes (BI tools see one layout)."""
-    for spec in MONTHLY_MARTS:
-        old = export_dir / f"{spec.name}.parquet"
-        if (export_dir / spec.name).is_symlink() and old.exists():
+    """An older deployment exported every relation as ``<name>.parquet``: once ``query.duckdb``
+    reads a partitioned relation's directory, its old single file goes (BI tools see one
+    layout)."""
+    for folder, name in _partitioned_folders(export_dir):
+        old = folder / f"{name}.parquet"
+        if (folder / name).is_symlink() and old.exists():
             old.unlink()
-            log.info("removed %s: %s is now a directory of monthly partitions", old, spec.name)
+            log.info("removed %s: %s is now a directory of partitions", old, name)

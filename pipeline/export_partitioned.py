@@ -58,6 +58,8 @@ KEEP_SUPERSEDED_S = 300.0
 _VERSION = re.compile(r"v(?P<number>[0-9]{8})")
 _ASIDE_VERSION = re.compile(r"\.v[0-9]{8}\.(?P<pid>[0-9]+)\.tmp")
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+# The column a COPY partitions by (DuckDB names each directory after it; renamed afterwards).
+PARTITION_COLUMN = "_edume_partition"
 # A month gets one more file per micro-batch that adds rows to it; at this many it is rewritten
 # as one file (compaction: its cost is shared by the batches that added the files).
 MAX_FILES_PER_MONTH = 32
@@ -86,15 +88,15 @@ class MonthlyMart:
 
 
 @dataclass(frozen=True)
-class MonthlyExport:
-    """What one export of a monthly mart did."""
+class PartitionedExport:
+    """What one export of a partitioned relation (by month, or by bucket) did."""
 
     link: Path
     version_dir: Path
     rows: int
     files_written: tuple[Path, ...]
     bytes_written: int
-    months_written: tuple[str, ...]
+    partitions_written: tuple[str, ...]  # e.g. ``month=2024-01``, ``bucket=7``
     full: bool
 
 
@@ -112,8 +114,9 @@ def versions_dir(export_dir: Path, name: str) -> Path:
 
 
 def parquet_glob(version_dir: Path) -> str:
-    """The glob of every parquet file of a version (or of the current one, through the link)."""
-    return str(version_dir / f"{PARTITION_PREFIX}*" / "*.parquet")
+    """The glob of every parquet file of a version (or of the current one, through the link),
+    whatever it is partitioned by (``month=...`` or ``bucket=...``)."""
+    return str(version_dir / "*=*" / "*.parquet")
 
 
 def export_monthly(
@@ -122,7 +125,7 @@ def export_monthly(
     export_dir: Path,
     select_sql: str,
     raw_relation: str | None,
-) -> MonthlyExport:
+) -> PartitionedExport:
     """Export ``select_sql`` (the mart's rows, BI-typed) as a new version of ``spec.name`` under
     ``export_dir``, writing only what changed since the previous export (everything when
     ``raw_relation`` is None: no watermark without a raw table). Returns what it wrote; when
@@ -147,13 +150,12 @@ def export_monthly(
     ):
         plan = _plan(con, spec, select_sql, raw_relation, previous, link, dict(columns))
         if not plan.rewrite and not plan.appends and sum(previous.months.values()) == mart_rows:
-            return MonthlyExport(link, link.resolve(), mart_rows, (), 0, (), False)
+            return PartitionedExport(link, link.resolve(), mart_rows, (), 0, (), False)
 
     number = 1 if previous is None else previous.version + 1
-    name = f"v{number:08d}"
-    aside = versions / f".{name}.{os.getpid()}.tmp"
-    final = versions / name
-    try:
+
+    def build(aside: Path, name: str) -> tuple[list[Path], dict[str, object]]:
+        nonlocal plan
         written, months = _build_version(con, spec, select_sql, aside, name, plan, previous, link)
         if plan is not None and sum(months.values()) != mart_rows:
             # The mart changed beyond the rows the load touched (a full refresh with new
@@ -161,26 +163,44 @@ def export_monthly(
             shutil.rmtree(aside)
             plan = None
             written, months = _build_version(con, spec, select_sql, aside, name, None, None, link)
-        state = _State(number, loaded_at, int(raw_rows), columns, months)
-        (aside / STATE_FILE).write_text(json.dumps(_state_json(state)))
+        return written, _state_json(_State(number, loaded_at, int(raw_rows), columns, months))
+
+    final, files = make_version(link, versions, number, build)
+    return PartitionedExport(
+        link=link,
+        version_dir=final,
+        rows=int(mart_rows),
+        files_written=files,
+        bytes_written=sum(path.stat().st_size for path in files),
+        partitions_written=tuple(sorted({path.parent.name for path in files})),
+        full=plan is None,
+    )
+
+
+def make_version(
+    link: Path,
+    versions: Path,
+    number: int,
+    build: Callable[[Path, str], tuple[list[Path], dict[str, object]]],
+) -> tuple[Path, tuple[Path, ...]]:
+    """Make version ``number`` of the relation behind ``link``: ``build(aside, name)`` writes its
+    files into the directory ``aside`` (which it creates) and returns them with the version's
+    state; the state is written beside them, the directory renamed into ``versions``, the link
+    swapped to it, and superseded versions pruned. Returns the version directory and its files
+    (at their final paths)."""
+    name = f"v{number:08d}"
+    aside = versions / f".{name}.{os.getpid()}.tmp"
+    final = versions / name
+    try:
+        written, state = build(aside, name)
+        (aside / STATE_FILE).write_text(json.dumps(state))
         os.replace(aside, final)
     finally:
         if aside.exists():  # only when the export failed before the rename
             shutil.rmtree(aside)
     _publish(link, final)
-    files = tuple(final / path.relative_to(aside) for path in written)
     remove_superseded_versions(versions, keep=final.name)
-    return MonthlyExport(
-        link=link,
-        version_dir=final,
-        rows=sum(months.values()),
-        files_written=files,
-        bytes_written=sum(path.stat().st_size for path in files),
-        months_written=tuple(
-            sorted({path.parent.name.removeprefix(PARTITION_PREFIX) for path in files})
-        ),
-        full=plan is None,
-    )
+    return final, tuple(final / path.relative_to(aside) for path in written)
 
 
 @dataclass(frozen=True)
@@ -193,7 +213,7 @@ class _Plan:
 
 
 def _month_sql(spec: MonthlyMart) -> str:
-    return f"coalesce(strftime({_ident(spec.month_column)}, '%Y-%m'), '{NULL_MONTH}')"
+    return f"coalesce(strftime({ident(spec.month_column)}, '%Y-%m'), '{NULL_MONTH}')"
 
 
 def _plan(
@@ -219,8 +239,8 @@ def _plan(
     ]
     if not keys:
         return _Plan(set(), {})
-    key, stamp = _ident(spec.key), _ident(spec.month_column)
-    key_list = ", ".join(_literal(k) for k in sorted(keys))
+    key, stamp = ident(spec.key), ident(spec.month_column)
+    key_list = ", ".join(literal(k) for k in sorted(keys))
     con.execute(
         f"create or replace temp table {_CANDIDATES} as select *, {_month_sql(spec)} as "
         f"partition_month from ({select_sql}) where {key} in ({key_list})"
@@ -237,7 +257,7 @@ def _plan(
     exported = f"select * exclude (partition_month) from {_CANDIDATES} limit 0"
     if files:
         stamps = ", ".join(
-            f"cast({_literal(row[0])} as {types[spec.month_column]})"
+            f"cast({literal(row[0])} as {types[spec.month_column]})"
             for row in con.execute(
                 f"select distinct cast({stamp} as varchar) from {_CANDIDATES} "
                 f"where {stamp} is not null"
@@ -247,7 +267,7 @@ def _plan(
             f"({stamp} in ({stamps}) or {stamp} is null)" if stamps else f"{stamp} is null"
         )
         exported = (
-            f"select * from read_parquet([{', '.join(_literal(f) for f in files)}], "
+            f"select * from read_parquet([{', '.join(literal(f) for f in files)}], "
             f"hive_partitioning = false) where {stamp_filter} and {key} in ({key_list})"
         )
     con.execute(f"create or replace temp table {_EXPORTED} as {exported}")
@@ -303,7 +323,7 @@ def _build_version(
         return written, months
     for month, rows in previous.months.items():
         if month not in plan.rewrite:
-            _link_month(link / f"{PARTITION_PREFIX}{month}", destination, name)
+            link_partition(link / f"{PARTITION_PREFIX}{month}", destination, name)
             months[month] = rows
     for month, rows in sorted(plan.appends.items()):
         folder = destination / f"{PARTITION_PREFIX}{month}"
@@ -311,7 +331,7 @@ def _build_version(
         path = folder / f"{name}_{len(list(folder.glob('*.parquet')))}.parquet"
         con.execute(
             f"copy (select * exclude (partition_month) from {_NEW_ROWS} where partition_month = "
-            f"{_literal(month)} order by {_ident(spec.month_column)}) to {_literal(str(path))} "
+            f"{literal(month)} order by {ident(spec.month_column)}) to {literal(str(path))} "
             f"(format parquet, compression {COMPRESSION})"
         )
         months[month] = months.get(month, 0) + rows
@@ -336,40 +356,52 @@ def _write_months(
     if touched is not None:
         # Months come from strftime above or NULL_MONTH, so the literals cannot carry SQL.
         assert all(_MONTH.fullmatch(m) or m == NULL_MONTH for m in touched)
-        where = "where partition_month in (" + ", ".join(f"'{m}'" for m in sorted(touched)) + ")"
-    location = str(destination).replace("'", "''")
+        months = ", ".join(f"'{m}'" for m in sorted(touched))
+        where = f"where {PARTITION_COLUMN} in ({months})"
     query = (
-        f"select * from (select *, {_month_sql(spec)} as partition_month from ({select_sql})) "
-        f"{where} order by {_ident(spec.month_column)}"
+        f"select * from (select *, {_month_sql(spec)} as {PARTITION_COLUMN} from ({select_sql})) "
+        f"{where} order by {ident(spec.month_column)}"
     )
+    return write_partitions(con, query, destination, name, PARTITION_PREFIX)
+
+
+def write_partitions(
+    con: duckdb.DuckDBPyConnection, query: str, destination: Path, name: str, prefix: str
+) -> list[tuple[str, int]]:
+    """Write ``query``'s rows under ``destination`` (which must hold no partition yet): one
+    directory ``<prefix><value>`` per value of its column ``PARTITION_COLUMN`` (left out of the
+    files), files named ``<name>_<i>.parquet``. Returns each directory's value and row count."""
     con.execute(
-        f"copy ({query}) to '{location}' (format parquet, compression {COMPRESSION}, "
-        f"partition_by (partition_month), filename_pattern '{name}_{{i}}', "
+        f"copy ({query}) to {literal(str(destination))} (format parquet, compression "
+        f"{COMPRESSION}, partition_by ({PARTITION_COLUMN}), filename_pattern '{name}_{{i}}', "
         f"row_group_size {ROW_GROUP_ROWS})"
     )
-    # DuckDB names each directory after the partition column: rename to month=YYYY-MM.
-    counts = []
-    for folder in sorted(destination.glob("partition_month=*")):
-        value = folder.name.removeprefix("partition_month=")
-        folder.rename(destination / f"{PARTITION_PREFIX}{value}")
-        files = str(destination / f"{PARTITION_PREFIX}{value}" / "*.parquet").replace("'", "''")
-        (rows,) = con.execute(
-            f"select count(*) from read_parquet('{files}', hive_partitioning = false)"
-        ).fetchone()
-        counts.append((value, int(rows)))
-    return counts
+    # Rows per directory, from the files' footers (one query, whatever the number of files).
+    counts: dict[str, int] = {}
+    if any(destination.glob(f"{PARTITION_COLUMN}=*")):
+        pattern = str(destination / f"{PARTITION_COLUMN}=*" / "*.parquet")
+        for file_name, rows in con.execute(
+            f"select file_name, num_rows from parquet_file_metadata({literal(pattern)})"
+        ).fetchall():
+            value = Path(file_name).parent.name.removeprefix(f"{PARTITION_COLUMN}=")
+            counts[value] = counts.get(value, 0) + int(rows)
+    # DuckDB names each directory after the partition column: rename to <prefix><value>.
+    for value in counts:
+        (destination / f"{PARTITION_COLUMN}={value}").rename(destination / f"{prefix}{value}")
+    return sorted(counts.items())
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _link_month(previous: Path, destination: Path, name: str) -> None:
-    """Hard-link a month's files from the previous version, renamed to this version (``name``)."""
+def link_partition(previous: Path, destination: Path, name: str) -> None:
+    """Hard-link a partition's files from the previous version, renamed to this version
+    (``name``)."""
     target = destination / previous.name
     target.mkdir()
     for index, path in enumerate(sorted(previous.glob("*.parquet"))):
