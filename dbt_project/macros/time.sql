@@ -10,12 +10,15 @@
 {%- endmacro %}
 
 
-{#- The moment "now" means for this run: var('as_of') when set (reproducible results), else the
-    moment the run started (UTC). Rendered as a literal, so every model and test of one run, and
-    every later read of a view, agree on it. -#}
+{#- The moment "now" means for this run: var('as_of') when set (reproducible results), else
+    var('live_as_of') when set (the live worker's latest as_of refresh: its micro-batches then
+    agree on "now" between refreshes, so the time-dependent marts change only where data did),
+    else the moment the run started (UTC). Rendered as a literal, so every model and test of one
+    run, and every later read of a view, agree on it. -#}
 {% macro as_of() -%}
-    {%- if var('as_of', none) -%}
-        cast('{{ var("as_of") }}' as timestamp)
+    {%- set moment = var('as_of', none) or var('live_as_of', none) -%}
+    {%- if moment -%}
+        cast('{{ moment }}' as timestamp)
     {%- else -%}
         cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- endif -%}

@@ -2,7 +2,9 @@
 
 Watches the landing dir every ``EDUME_LIVE_POLL_S`` (default 0.5 s) and runs one in-process Dagster
 micro-batch (load -> dbt build -> export) per newly sealed landing, at most one pending at a time;
-rebuilds the ``as_of`` models every ``EDUME_LIVE_REFRESH_S`` (default 3600 s) when idle; prunes
+measures the time-dependent columns (``as_of``) at its latest as_of refresh, and moves that to now
+every ``EDUME_LIVE_REFRESH_S`` (default 3600 s), with the next batch or, when idle, by rebuilding
+the ``as_of`` models; prunes
 its old runs (``EDUME_RUN_RETENTION_DAYS``, default 7) and loaded segments
 (``EDUME_SEGMENT_RETENTION_DAYS``, default 30). Uses ``DAGSTER_HOME``'s instance when set (runs
 show in the UI). SIGTERM/Ctrl-C: finish the current batch, then exit 0; a second one abandons it

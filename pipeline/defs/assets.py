@@ -168,9 +168,19 @@ def dbt_group(dbt_resource_props: Mapping[str, Any]) -> str:
 
 
 class DbtBuildConfig(dg.Config):
-    """Run config of the dbt step (``materialize --full-refresh`` sets it)."""
+    """Run config of the dbt step: ``materialize --full-refresh`` sets ``full_refresh``; the live
+    worker sets ``live_as_of`` (dbt var ``live_as_of``: "now" for the time-dependent marts when
+    var ``as_of`` is not pinned), the moment of its latest as_of refresh."""
 
     full_refresh: bool = False
+    live_as_of: str | None = None
+
+    def dbt_args(self) -> list[str]:
+        return [
+            *DBT_BUILD_ARGS,
+            *(["--full-refresh"] if self.full_refresh else []),
+            *(["--vars", json.dumps({"live_as_of": self.live_as_of})] if self.live_as_of else []),
+        ]
 
 
 def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
@@ -206,7 +216,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         os.environ.update(paths.dbt_env())
         with warehouse_lock(paths.warehouse_path, on_wait=context.log.warning):
             invocation = dbt.cli(
-                [*DBT_BUILD_ARGS, *(["--full-refresh"] if config.full_refresh else [])],
+                config.dbt_args(),
                 context=context,
                 target_path=Path(project.target_path),
             )

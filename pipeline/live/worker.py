@@ -18,9 +18,14 @@ The loop (:meth:`LiveWorker.run_forever`):
 - a batch whose segments the manifest (``raw.edume_loaded_segments``) already lists is skipped
   without a run: no run starts with nothing new. The check and the run hold the warehouse lock
   together, so ``materialize`` by hand waits instead of slipping in between;
-- idle for ``refresh_s`` (default 1 h) since the last successful run, it rebuilds only the dbt
-  models tagged ``as_of`` (days inactive, stalled, overdue; everything if no model has the tag)
-  and the export, so the time-dependent columns never lag by more than that;
+- ``as_of`` (when the time-dependent columns, days inactive, stalled and overdue, are measured)
+  is the moment of the worker's latest as_of refresh, passed to dbt as var ``live_as_of``; a
+  pinned var ``as_of`` still wins. Between refreshes every batch measures them at the same moment,
+  so a batch changes only the rows its data changed, and the export rewrites only those
+  (:mod:`pipeline.export_bucketed`). When as_of is ``refresh_s`` (default 1 h) old, the next batch
+  moves it to now, or, when nothing arrives, a refresh rebuilds only the dbt models tagged
+  ``as_of`` (everything if no model has the tag) and the export. So those columns never lag by
+  more than ``refresh_s`` (plus a batch);
 - the worker remembers (``<warehouse>.live-built``) the manifest state its marts were last built
   from; at start, and after a failed run (after a back-off: 30 s doubling, at most
   ``refresh_s``), a "catch-up" run rebuilds if the manifest moved on since: a batch that failed
@@ -69,6 +74,7 @@ import duckdb
 from dagster_dbt import DbtProject
 
 from pipeline.definitions import build_definitions
+from pipeline.defs.assets import DBT_OP
 from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
 from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.live.presence import hold_live_presence
@@ -159,6 +165,8 @@ class LiveWorker:
         self.log = log
         self.cursor = Cursor()
         self.stop = threading.Event()
+        self.as_of: str | None = None  # dbt var live_as_of: None until the first run
+        self.as_of_moved = time.monotonic()
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -225,7 +233,7 @@ class LiveWorker:
             tags = {MODE_TAG: "live", KIND_TAG: kind, "edume/segments": str(len(fresh))}
             if fresh:
                 tags["edume/first"] = fresh[0]
-            report = self._execute(self.job, kind, tags, decided, len(fresh))
+            report = self._execute(self.job, kind, tags, decided, len(fresh), refresh=False)
             if report.success:
                 self._save_built(self._look([])[1])
         report.check_s = checked - decided
@@ -236,12 +244,35 @@ class LiveWorker:
         decided = time.time()
         tags = {MODE_TAG: "live", KIND_TAG: "as_of_refresh"}
         with warehouse_lock(self.warehouse, on_wait=self.log):
-            return self._execute(self.refresh_job, "as_of_refresh", tags, decided, 0)
+            return self._execute(self.refresh_job, "as_of_refresh", tags, decided, 0, refresh=True)
+
+    def as_of_is_due(self) -> bool:
+        """True when as_of is ``refresh_s`` old (or was never set and the worker is that old)."""
+        return time.monotonic() - self.as_of_moved >= self.options.refresh_s
+
+    def _run_config(self, refresh: bool) -> dict[str, object]:
+        """The dbt step's config: as_of kept, or moved to now for a refresh or when it is due."""
+        if refresh or self.as_of is None or self.as_of_is_due():
+            self.as_of = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            self.as_of_moved = time.monotonic()
+        return {"ops": {DBT_OP: {"config": {"live_as_of": self.as_of}}}}
 
     def _execute(
-        self, job: dg.JobDefinition, kind: str, tags: dict[str, str], decided: float, seen: int
+        self,
+        job: dg.JobDefinition,
+        kind: str,
+        tags: dict[str, str],
+        decided: float,
+        seen: int,
+        *,
+        refresh: bool,
     ) -> BatchReport:
-        result = job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(
+            run_config=self._run_config(refresh),
+            instance=self.instance,
+            tags=tags,
+            raise_on_error=False,
+        )
         report = BatchReport(kind, result.run_id, result.success, seen, decided, 0.0)
         _fill_timings(report, self.instance, result.run_id, decided)
         for event in result.all_events:
@@ -268,7 +299,6 @@ class LiveWorker:
 
     def run_forever(self) -> None:
         """Poll, batch, refresh and prune until :attr:`stop` is set (see the module docstring)."""
-        last_success = time.monotonic()
         next_retention = 0.0
         retry_at: float | None = 0.0  # at start: catch up if the last batch did not finish
         backoff = FIRST_RETRY_S
@@ -284,11 +314,11 @@ class LiveWorker:
             elif retry_at is not None and now >= retry_at:
                 retry_at = None
                 report = self._off_main_thread(functools.partial(self.run_batch, []))
-            elif retry_at is None and now - last_success >= self.options.refresh_s:
+            elif retry_at is None and self.as_of_is_due():
                 report = self._off_main_thread(self.refresh)
             if report is not None:
                 if report.success:
-                    last_success, retry_at, backoff = time.monotonic(), None, FIRST_RETRY_S
+                    retry_at, backoff = None, FIRST_RETRY_S
                 else:
                     retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, self.options.refresh_s)
@@ -498,7 +528,7 @@ def serve(
             log(
                 f"live: watching {worker.landing} every {options.poll_s:g} s -> {worker.warehouse}"
                 f" (warm in {time.monotonic() - started:.1f} s; as_of refresh every "
-                f"{options.refresh_s:g} s when idle)"
+                f"{options.refresh_s:g} s)"
             )
             sys.stdout.flush()
             with worker.signals():

@@ -41,7 +41,9 @@
 {%- endset %}
 with
 
-raw_events as (
+{#- Not materialized: DuckDB would otherwise copy all of raw's rows for the two reads below,
+    each of which needs only a few (those loaded since the watermark, and their earlier copies). #}
+raw_events as not materialized (
     select
         delivery_id,
         loaded_at,

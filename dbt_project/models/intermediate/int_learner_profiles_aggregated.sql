@@ -4,7 +4,9 @@
 
     Incremental: a run recomputes, from all their events and course progress, only the learners
     named by an event loaded since the newest loaded_at this table holds, and replaces those rows
-    (unique key learner_id), so it equals a full refresh. -#}
+    (unique key learner_id), so it equals a full refresh. The rows written get built_at (the
+    export rewrites only the stalled learners whose rows a run wrote); a table built before the
+    column existed gets it appended, null in its older rows. -#}
 {{ config(
     materialized='incremental',
     unique_key='learner_id',
@@ -100,7 +102,8 @@ final as (
         coalesce(courses.count_courses, 0) as count_courses,
         coalesce(courses.count_courses_started, 0) as count_courses_started,
         coalesce(courses.count_courses_completed, 0) as count_courses_completed,
-        milestones.loaded_at
+        milestones.loaded_at,
+        {{ edume.this_run() }} as built_at
     from profiles
     inner join milestones on milestones.learner_id = profiles.learner_id
     left join courses on courses.learner_id = profiles.learner_id

@@ -3,8 +3,8 @@
     ART index for an equality on one column, not for a conjunction over a composite index, so the
     pair is also kept as one unique, indexed column.
 
-    days_inactive and is_stalled are measured as of var('as_of') (default: the run's start,
-    rendered as a literal). A view over the incremental aggregate (a run recomputes only the
+    days_inactive and is_stalled are measured as of var('as_of') (default: the run's start, or
+    the live worker's latest as_of refresh; rendered as a literal). A view over the incremental aggregate (a run recomputes only the
     pairs its new events touch) adding the as_of columns: re-creating it is all a new as_of
     costs, and a lookup by learner_course_key uses the aggregate's primary key. On Spark, where
     the exports read the marts' files, it is a table. -#}
@@ -20,7 +20,8 @@ measured as (
         *,
         case
             when last_activity_at is not null
-            then {{ edume.whole_days_between('last_activity_at', edume.as_of()) }}
+            -- 0, not -1, for activity after as_of (the live worker's as_of is up to an hour old)
+            then greatest({{ edume.whole_days_between('last_activity_at', edume.as_of()) }}, 0)
         end as days_inactive
     from progress
 ),

@@ -1,0 +1,100 @@
+"""The live worker's as_of: its batches measure the time-dependent columns at one moment until
+``refresh_s`` has passed, so a batch's export rewrites only the buckets of the learners it wrote;
+a refresh then moves as_of to now.
+
+In-process (the worker's own ``run_batch`` and ``refresh``: real Dagster runs, real ``dbt build``,
+real exports), so the bucket size can be made small enough for a 12-learner company to fill
+several buckets. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline import export_bucketed
+from pipeline.definitions import build_definitions
+from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
+from pipeline.live.worker import LiveOptions, LiveWorker
+from pipeline.settings import Settings, load_settings
+from pipeline.simulator.deliveries import Noise, stream_bodies
+from pipeline.simulator.generate import default_end, journeys
+from pipeline.simulator.post import land_bodies
+
+pytestmark = [pytest.mark.slow]
+
+SEED = 20261203
+AS_OF = re.compile(r"cast\('([0-9: .-]+)' as timestamp\)", re.IGNORECASE)
+
+
+def progress_as_of(warehouse: Path) -> str:
+    """The as_of literal the progress mart's view was built with."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (sql,) = con.execute(
+            "select sql from duckdb_views() where view_name = 'fct_learner_course_progress'"
+        ).fetchone()
+    (moment,) = set(AS_OF.findall(sql))
+    return moment
+
+
+def progress_files(exports: Path) -> list[Path]:
+    return sorted((exports / "fct_learner_course_progress").glob("bucket=*/*.parquet"))
+
+
+@pytest.fixture
+def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LiveWorker:
+    monkeypatch.setattr(export_bucketed, "ROWS_PER_BUCKET", 4)
+    base = load_settings()
+    settings = Settings(
+        signature_secrets=base.signature_secrets,
+        bearer_tokens=base.bearer_tokens,
+        landing_dir=tmp_path / "landing",
+        warehouse=tmp_path / "edume.duckdb",
+        export_dir=tmp_path / "exports",
+        max_body_bytes=base.max_body_bytes,
+        engine="duckdb",
+    )
+    settings.landing_dir.mkdir()
+    project = edume_dbt_project(None, tmp_path / "dbt_target")
+    prepare_dbt_project(project)
+    defs = build_definitions(project, settings)
+    return LiveWorker(
+        settings, defs, dg.DagsterInstance.ephemeral(), LiveOptions(), log=lambda _: None
+    )
+
+
+def test_batches_share_as_of_until_a_refresh_moves_it(worker: LiveWorker) -> None:
+    truth, batches = journeys(12, SEED, default_end())
+    bodies = list(stream_bodies(batches, Noise(), SEED, truth))
+    exports = worker.settings.export_dir
+    land_bodies(worker.landing, bodies[:-5], datetime.now(UTC))
+    first = worker.run_batch(worker.poll())
+    assert first is not None and first.success
+    as_of = progress_as_of(worker.warehouse)
+
+    land_bodies(worker.landing, bodies[-5:], datetime.now(UTC))  # the last few events
+    second = worker.run_batch(worker.poll())
+
+    assert second is not None and second.success
+    assert progress_as_of(worker.warehouse) == as_of
+    after = progress_files(exports)
+    linked = [path for path in after if path.stat().st_nlink > 1]  # the previous version's
+    assert 0 < len(linked) < len(after), "the batch rewrote every bucket, or none"
+    with duckdb.connect(str(worker.warehouse), read_only=True) as con:
+        (negative,) = con.execute(
+            "select count(*) from marts.fct_learner_course_progress where days_inactive < 0"
+        ).fetchone()
+    assert negative == 0
+
+    worker.as_of_moved -= worker.options.refresh_s  # as if an hour had passed
+    assert worker.as_of_is_due()
+    refreshed = worker.refresh()
+
+    assert refreshed.success
+    assert progress_as_of(worker.warehouse) > as_of
+    assert not [path for path in progress_files(exports) if path.stat().st_nlink > 1]
