@@ -134,6 +134,27 @@ def test_a_memberships_table_built_before_it_was_incremental_is_rebuilt_by_the_n
     assert query(warehouse, mismatched) == [(0,)]
 
 
+def test_a_profiles_table_built_before_built_at_gets_the_column_from_the_next_run(
+    tmp_path: Path, make_dbt, reference: Reference
+) -> None:
+    # Before the export's buckets, int_learner_profiles_aggregated had no built_at: an upgraded
+    # deployment's next run appends it (null in the rows it does not rewrite), and builds.
+    deliveries = sorted(EVENT_SET, key=lambda d: d.received_at)
+    first, second = deliveries[: len(deliveries) // 2], deliveries[len(deliveries) // 2 :]
+    warehouse, landing = tmp_path / "edume.duckdb", tmp_path / "landing"
+    dbt = make_dbt(warehouse)
+    next_segment = land_and_load(landing, warehouse, first)
+    dbt(*BUILD_MODELS)
+    profiles = "intermediate.int_learner_profiles_aggregated"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"alter table {profiles} drop column built_at")
+    land_and_load(landing, warehouse, second, first_segment=next_segment)
+    dbt(*BUILD_MODELS)
+    assert mart_rows(warehouse) == reference.marts
+    stamped = f"select count(built_at) > 0, count(*) filter (built_at is null) > 0 from {profiles}"
+    assert query(warehouse, stamped) == [(True, True)]  # the rewritten learners' rows only
+
+
 @settings(
     max_examples=3,
     deadline=None,
