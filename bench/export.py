@@ -4,14 +4,17 @@ grows (issue #11 goal 3: the whole micro-batch at 5M events costs at most 1.5x i
 For each size, a DuckDB warehouse is generated in SQL: ``raw.edume_events`` (the loader's DDL)
 with N events and the marts the export reads, at the sizes dbt builds them from such traffic
 (``fct_learner_activity``: one row per event, over months of 5 s apart events like
-``bench/dbt_build.py``; one learner per 20 events, each in 2 courses; 200 courses). Then one
+``bench/dbt_build.py``; one learner per 20 events, each in 2 courses, whose progress is a view
+over an aggregate stamped with ``built_at``; 200 courses). Then one
 full export (the same-run baseline), then ``--batches`` micro-batches, each drawn like real
 traffic (``--spread``: 80 new events of existing learners with timestamps scattered over the
 old months, out of order, plus 20 re-deliveries of bodies already loaded; or ``recent``: the 80
-new events in the newest month), the mart updated as dbt would, and ``export_marts`` timed.
+new events in the newest month), the marts updated as dbt would (the batch's learners' progress
+rows restamped), and ``export_marts`` timed.
 Prints per size: the full export, the median micro-batch export (all marts), how many months of
-``fct_learner_activity`` got a file (appended or rewritten), the bytes written (all marts), and
-the ratio to the smallest size.
+``fct_learner_activity`` got a file (appended or rewritten), how many buckets of
+``fct_learner_course_progress`` were rewritten (the batch's learners' own), the bytes written (all
+marts), and the ratio to the smallest size.
 
     .venv/bin/python bench/export.py [--events 100000 1000000 5000000] [--batches 5]
         [--spread old|recent] [--keep DIR]
@@ -35,6 +38,7 @@ from pipeline.loader.ndjson import DDL
 EVENTS_PER_LEARNER = 20
 COURSES = 200
 START = "timestamp '2024-01-01'"
+PROGRESS_AGGREGATE = "intermediate.int_learner_course_progress_aggregated"
 
 
 def _activity_sql(rows_sql: str) -> str:
@@ -81,13 +85,23 @@ def generate(warehouse: Path, events: int) -> None:
                 1 as count_courses_completed
             from range({learners})"""
         )
+        # As dbt builds it: a view adding the as_of columns over an incremental aggregate whose
+        # rows carry the built_at of the run that wrote them.
+        con.execute("create schema if not exists intermediate")
         con.execute(
-            f"""create table marts.fct_learner_course_progress as
+            f"""create table {PROGRESS_AGGREGATE} as
             select l + 100000 as learner_id, 14000 + (l + k) % {COURSES} as course_id,
                 {START} + to_seconds(l) as started_at, null::timestamp as completed_at,
                 3 as lessons_completed, {START} + to_seconds(l * 2) as last_activity_at,
-                'in_progress' as status, 12 as days_inactive, true as is_stalled
+                'in_progress' as status, timestamp '2026-01-01' as built_at
             from range({learners}) as a(l), range(2) as b(k)"""
+        )
+        con.execute(
+            f"""create view marts.fct_learner_course_progress as
+            select * exclude (built_at),
+                date_diff('day', last_activity_at, timestamp '2026-01-01') as days_inactive,
+                status = 'in_progress' and days_inactive >= 7 as is_stalled
+            from {PROGRESS_AGGREGATE}"""
         )
         con.execute(
             f"""create table marts.dim_courses as
@@ -129,6 +143,11 @@ def add_micro_batch(warehouse: Path, events: int, batch: int, spread: str) -> No
             from raw.edume_events using sample reservoir(20 rows) repeatable ({batch + 1})"""
         )
         con.execute(f"insert into marts.fct_learner_activity {_activity_sql(rows)}")
+        con.execute(  # the touched learners' progress, as the incremental aggregate rewrites it
+            f"""update {PROGRESS_AGGREGATE} set lessons_completed = lessons_completed + 1,
+                built_at = {loaded_at}
+            where learner_id in (select distinct learner_id from ({rows}))"""
+        )
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,8 @@ class Figures:
     micro_s: float
     months_rewritten: float
     months: int
+    buckets_rewritten: float
+    buckets: int
     megabytes_written: float
 
 
@@ -147,13 +168,14 @@ def measure(root: Path, events: int, batches: int, spread: str) -> Figures:
     started = time.perf_counter()
     export_marts(warehouse, exports)
     full_s = time.perf_counter() - started
-    micro, rewritten, written = [], [], []
+    micro, rewritten, buckets, written = [], [], [], []
     for batch in range(batches):
         add_micro_batch(warehouse, events, batch, spread)
         started = time.perf_counter()
         result = export_marts(warehouse, exports)
         micro.append(time.perf_counter() - started)
-        rewritten.append(len({p.parent for p in result.files_written if p.parent != exports}))
+        rewritten.append(len({p.parent for p in result.files_written if "month=" in str(p)}))
+        buckets.append(len({p.parent for p in result.files_written if "bucket=" in str(p)}))
         written.append(result.bytes_written / 1e6)
     months = len(list((exports / "fct_learner_activity").glob("month=*")))
     return Figures(
@@ -162,6 +184,8 @@ def measure(root: Path, events: int, batches: int, spread: str) -> Figures:
         statistics.median(micro),
         statistics.median(rewritten),
         months,
+        statistics.median(buckets),
+        len(list((exports / "fct_learner_course_progress").glob("bucket=*"))),
         statistics.median(written),
     )
 
@@ -185,7 +209,8 @@ def main() -> None:
                 f"{events:>9,} events: full export {figures.full_s:6.2f} s; after a micro-batch "
                 f"({args.spread} months) {figures.micro_s:6.3f} s: "
                 f"{figures.months_rewritten:g} of {figures.months} months got a file, "
-                f"{figures.megabytes_written:.1f} MB written",
+                f"{figures.buckets_rewritten:g} of {figures.buckets} progress buckets were "
+                f"rewritten, {figures.megabytes_written:.1f} MB written",
                 flush=True,
             )
         base = results[0]

@@ -7,7 +7,8 @@ in full through the live worker. Then ``--batches`` increments, each a real land
 100 lines drawn like live traffic (80 new events of learners and courses the warehouse already
 holds, their timestamps scattered over the old months, so out of order, and 20 re-deliveries of
 bodies already loaded), each run through :meth:`pipeline.live.worker.LiveWorker.run_batch`: the
-function the worker calls, a real in-process Dagster run of load -> dbt build -> export.
+function the worker calls, a real in-process Dagster run of load -> dbt build -> export. The
+sizes take turns, batch by batch, so that a slow spell of a shared machine falls on all of them.
 
 Prints, per size, the median batch wall time and its parts (Dagster start-up, load, dbt, export,
 checks, the rest), the slowest dbt nodes of the last batch, and the ratio to the smallest size's
@@ -88,19 +89,27 @@ def worker_for(root: Path, events: int, project_target: Path) -> LiveWorker:
     return LiveWorker(settings, defs, open_instance(), LiveOptions(), log=lambda _line: None)
 
 
-def measure(root: Path, events: int, batches: int, project_target: Path) -> list[BatchReport]:
+def built_worker(root: Path, events: int, project_target: Path) -> LiveWorker:
+    """A worker over a generated warehouse of ``events`` events, after its first (full) build."""
     print(f"{events:,} events:", flush=True)
+    prepare_dbt_project(edume_dbt_project(None, project_target))
     worker = worker_for(root, events, project_target)
     full = worker.run_batch([land_increment(worker, 0, events)])
     assert full is not None and full.success, "the first (full) build failed"
     print(f"  full build through the worker: {full.wall_s:.1f} s", flush=True)
-    reports = []
+    return worker
+
+
+def measure(workers: dict[int, LiveWorker], batches: int) -> dict[int, list[BatchReport]]:
+    """``batches`` micro-batches per size, the sizes taking turns (batch 1 of every size, then
+    batch 2, ...), so that a slow spell of a shared machine falls on every size alike."""
+    reports: dict[int, list[BatchReport]] = {events: [] for events in workers}
     for batch in range(1, batches + 1):
-        report = worker.run_batch([land_increment(worker, batch, events)])
-        assert report is not None and report.success, f"micro-batch {batch} failed"
-        print("  " + report.line(), flush=True)
-        reports.append(report)
-    print("  slowest dbt nodes of the last batch: " + slowest_nodes(project_target), flush=True)
+        for events, worker in workers.items():
+            report = worker.run_batch([land_increment(worker, batch, events)])
+            assert report is not None and report.success, f"micro-batch {batch} failed"
+            print(f"  {events:,} events: " + report.line(), flush=True)
+            reports[events].append(report)
     return reports
 
 
@@ -121,22 +130,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edume-microbatch-", dir=args.work_dir) as tmp:
         work = Path(tmp)
-        target = work / "dbt_target"
-        prepare_dbt_project(edume_dbt_project(None, target))
-        medians: dict[int, dict[str, float]] = {}
+        # One dbt target per warehouse: dbt's partial parse is per profile (warehouse path).
+        workers = {
+            events: built_worker(work / f"w{events}", events, work / f"dbt_target_{events}")
+            for events in args.sizes
+        }
+        reports = measure(workers, args.batches)
         for events in args.sizes:
-            reports = measure(work / f"w{events}", events, args.batches, target)
-            medians[events] = {
-                part: statistics.median(getattr(r, part) for r in reports)
+            slowest = slowest_nodes(work / f"dbt_target_{events}")
+            print(f"  slowest dbt nodes of {events:,} events' last batch: {slowest}", flush=True)
+        medians = {
+            events: {
+                part: statistics.median(getattr(r, part) for r in reports[events])
                 for part in ("wall_s", *PARTS)
             }
+            for events in args.sizes
+        }
     smallest = medians[args.sizes[0]]["wall_s"]
     print("\nmicro-batch of 100 lines (median): wall = " + " + ".join(PARTS))
     for events, median in medians.items():
         parts = ", ".join(f"{p.removesuffix('_s')} {median[p]:.2f}" for p in PARTS)
         print(
             f"  {events:>9,} events: {median['wall_s']:6.2f} s ({parts}); "
-            f"ratio to {args.sizes[0]:,}: {median['wall_s'] / smallest:.2f}"
+            f"ratio to {args.sizes[0]:,}: {median['wall_s'] / smallest:.2f}; batch by batch: "
+            + ", ".join(
+                f"{r.wall_s / base.wall_s:.2f}"
+                for r, base in zip(reports[events], reports[args.sizes[0]], strict=True)
+            )
         )
     return 0
 

@@ -133,22 +133,23 @@ def export_bucketed(
     changed = _changed_values(con, spec, previous, columns, int(rows), watermarks, inputs)
     if previous is not None and changed == []:
         return PartitionedExport(link, link.resolve(), int(rows), (), 0, (), False)
-    column_type = dict(columns)[spec.bucket_column]
-    buckets = previous.buckets if previous is not None and changed is not None else None
+    full = previous is None or changed is None
     number = 1 if previous is None else previous.version + 1
 
     def build(aside: Path, name: str) -> tuple[list[Path], dict[str, object]]:
-        nonlocal buckets
+        nonlocal full
         aside.mkdir()
-        partitions: dict[str, int] | None = None
-        if buckets is not None and previous is not None and changed:
+        if not full:
+            assert previous is not None and changed
+            buckets = previous.buckets
+            column_type = dict(columns)[spec.bucket_column]
             partitions, written = _rewrite(
                 con, spec, select_sql, aside, name, link, previous, changed, column_type
             )
             if sum(partitions.values()) != rows:  # the safety net: rewrite every bucket
                 _empty(aside)
-                partitions = None
-        if partitions is None:
+                full = True
+        if full:
             buckets = bucket_count(int(rows))
             partitions, written = _write_all(con, spec, select_sql, aside, name, buckets)
         state = _State(
@@ -164,7 +165,7 @@ def export_bucketed(
         files_written=files,
         bytes_written=sum(path.stat().st_size for path in files),
         partitions_written=tuple(sorted({path.parent.name for path in files})),
-        full=changed is None or previous is None or buckets is None,
+        full=full,
     )
 
 

@@ -32,6 +32,10 @@ Contract of :func:`export_monthly`:
 
 The caller holds the warehouse lock and passes a connection that reads ``marts.<name>`` and the
 raw table in one transaction (one snapshot for months, files and watermark).
+
+The versions themselves (:func:`make_version`: build aside, rename, swap the link, prune), the
+partition writer (:func:`write_partitions`), the hard links (:func:`link_partition`) and the
+clean-up are shared with the bucketed layout (:mod:`pipeline.export_bucketed`).
 """
 
 from __future__ import annotations
