@@ -250,12 +250,11 @@ class LiveWorker:
         """True when as_of is ``refresh_s`` old (or was never set and the worker is that old)."""
         return time.monotonic() - self.as_of_moved >= self.options.refresh_s
 
-    def _run_config(self, refresh: bool) -> dict[str, object]:
-        """The dbt step's config: as_of kept, or moved to now for a refresh or when it is due."""
+    def _next_as_of(self, refresh: bool) -> str:
+        """The as_of of the next run: kept, or now for a refresh or when it is due."""
         if refresh or self.as_of is None or self.as_of_is_due():
-            self.as_of = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            self.as_of_moved = time.monotonic()
-        return {"ops": {DBT_OP: {"config": {"live_as_of": self.as_of}}}}
+            return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return self.as_of
 
     def _execute(
         self,
@@ -267,12 +266,15 @@ class LiveWorker:
         *,
         refresh: bool,
     ) -> BatchReport:
+        as_of = self._next_as_of(refresh)
         result = job.execute_in_process(
-            run_config=self._run_config(refresh),
+            run_config={"ops": {DBT_OP: {"config": {"live_as_of": as_of}}}},
             instance=self.instance,
             tags=tags,
             raise_on_error=False,
         )
+        if result.success and as_of != self.as_of:  # a failed move is tried again
+            self.as_of, self.as_of_moved = as_of, time.monotonic()
         report = BatchReport(kind, result.run_id, result.success, seen, decided, 0.0)
         _fill_timings(report, self.instance, result.run_id, decided)
         for event in result.all_events:
