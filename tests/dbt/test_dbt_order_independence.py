@@ -110,22 +110,31 @@ def test_incremental_run_then_full_refresh_equal_a_single_full_build(
     assert query(warehouse, keys) == expected_keys
 
 
-def test_a_memberships_table_built_before_it_was_incremental_is_rebuilt_by_the_next_run(
-    tmp_path: Path, make_dbt, reference: Reference
-) -> None:
-    # Before it was incremental, int_team_memberships_resolved had no loaded_at: an upgraded
-    # deployment's next run must recompute every entity, not fail on the missing watermark.
+def build_in_two_halves(tmp_path: Path, make_dbt, between: str) -> Path:
+    """The event set landed and built in two halves, with SQL ``between`` run on the warehouse
+    after the first build (an older deployment's table, say); returns the warehouse."""
     deliveries = sorted(EVENT_SET, key=lambda d: d.received_at)
     first, second = deliveries[: len(deliveries) // 2], deliveries[len(deliveries) // 2 :]
     warehouse, landing = tmp_path / "edume.duckdb", tmp_path / "landing"
     dbt = make_dbt(warehouse)
     next_segment = land_and_load(landing, warehouse, first)
     dbt(*BUILD_MODELS)
-    memberships = "intermediate.int_team_memberships_resolved"
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(f"alter table {memberships} drop column loaded_at")
+        con.execute(between)
     land_and_load(landing, warehouse, second, first_segment=next_segment)
     dbt(*BUILD_MODELS)
+    return warehouse
+
+
+def test_a_memberships_table_built_before_it_was_incremental_is_rebuilt_by_the_next_run(
+    tmp_path: Path, make_dbt, reference: Reference
+) -> None:
+    # Before it was incremental, int_team_memberships_resolved had no loaded_at: an upgraded
+    # deployment's next run must recompute every entity, not fail on the missing watermark.
+    memberships = "intermediate.int_team_memberships_resolved"
+    warehouse = build_in_two_halves(
+        tmp_path, make_dbt, f"alter table {memberships} drop column loaded_at"
+    )
     assert mart_rows(warehouse) == reference.marts
     # The column is back: null for courses (recomputed at every run), set for every learner row.
     mismatched = (
@@ -139,17 +148,10 @@ def test_a_profiles_table_built_before_built_at_gets_the_column_from_the_next_ru
 ) -> None:
     # Before the export's buckets, int_learner_profiles_aggregated had no built_at: an upgraded
     # deployment's next run appends it (null in the rows it does not rewrite), and builds.
-    deliveries = sorted(EVENT_SET, key=lambda d: d.received_at)
-    first, second = deliveries[: len(deliveries) // 2], deliveries[len(deliveries) // 2 :]
-    warehouse, landing = tmp_path / "edume.duckdb", tmp_path / "landing"
-    dbt = make_dbt(warehouse)
-    next_segment = land_and_load(landing, warehouse, first)
-    dbt(*BUILD_MODELS)
     profiles = "intermediate.int_learner_profiles_aggregated"
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(f"alter table {profiles} drop column built_at")
-    land_and_load(landing, warehouse, second, first_segment=next_segment)
-    dbt(*BUILD_MODELS)
+    warehouse = build_in_two_halves(
+        tmp_path, make_dbt, f"alter table {profiles} drop column built_at"
+    )
     assert mart_rows(warehouse) == reference.marts
     stamped = f"select count(built_at) > 0, count(*) filter (built_at is null) > 0 from {profiles}"
     assert query(warehouse, stamped) == [(True, True)]  # the rewritten learners' rows only
