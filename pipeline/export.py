@@ -63,6 +63,8 @@ from pipeline.export_partitioned import (
     MonthlyMart,
     PartitionedExport,
     export_monthly,
+    ident,
+    literal,
     parquet_glob,
     remove_stale_versions,
     versions_dir,
@@ -166,21 +168,13 @@ class ExportResult:
     bytes_written: int = 0
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def bi_select(columns: list[tuple[str, str]], relation: str) -> str:
     """``select`` over ``relation``, each (name, DuckDB type) column cast to a BI-friendly type."""
     items = []
     for name, column_type in columns:
         target = _BI_CASTS.get(column_type.upper())
-        ident = quote_ident(name)
-        items.append(f"cast({ident} as {target}) as {ident}" if target else ident)
+        quoted = ident(name)
+        items.append(f"cast({quoted} as {target}) as {quoted}" if target else quoted)
     return f"select {', '.join(items) or '*'} from {relation}"
 
 
@@ -254,7 +248,7 @@ def _write_parquet(
         # COPY answers the rows it wrote: counting the relation again would compute a view
         # (e.g. reporting.stalled_learners) a second time.
         (rows,) = con.execute(
-            f"copy ({select_sql}) to {_literal(str(aside))} "
+            f"copy ({select_sql}) to {literal(str(aside))} "
             f"(format parquet, compression {COMPRESSION})"
         ).fetchone()
         os.replace(aside, final)
@@ -271,17 +265,15 @@ def write_query_file(export_dir: Path, relations: list[_Exported]) -> Path:
     aside.unlink(missing_ok=True)
     with duckdb.connect(str(aside)) as con:
         for relation in sorted(relations, key=lambda r: (r.schema or "", r.name)):
-            view = quote_ident(relation.name)
+            view = ident(relation.name)
             if relation.schema:
-                con.execute(f"create schema if not exists {quote_ident(relation.schema)}")
-                view = f"{quote_ident(relation.schema)}.{view}"
+                con.execute(f"create schema if not exists {ident(relation.schema)}")
+                view = f"{ident(relation.schema)}.{view}"
             con.execute(f"create view {view} as select * from {relation.reader}")
             if relation.comments.relation:
-                con.execute(f"comment on view {view} is {_literal(relation.comments.relation)}")
+                con.execute(f"comment on view {view} is {literal(relation.comments.relation)}")
             for column, comment in sorted(relation.comments.columns.items()):
-                con.execute(
-                    f"comment on column {view}.{quote_ident(column)} is {_literal(comment)}"
-                )
+                con.execute(f"comment on column {view}.{ident(column)} is {literal(comment)}")
         con.execute("checkpoint")
     os.replace(aside, final)
     return final
@@ -330,7 +322,7 @@ def _open_source(warehouse: Path, engine: str) -> tuple[duckdb.DuckDBPyConnectio
             except FileNotFoundError:
                 continue  # that dbt folder is not built on this deployment
         con = connect_spark_tables(tables, databases)
-        con.execute(f"attach {_literal(str(warehouse))} as {_SPARK_WAREHOUSE_ALIAS} (read_only)")
+        con.execute(f"attach {literal(str(warehouse))} as {_SPARK_WAREHOUSE_ALIAS} (read_only)")
         raw = f"{_SPARK_WAREHOUSE_ALIAS}.{RAW_TABLE}"
     else:
         con = duckdb.connect(str(warehouse), read_only=True)
@@ -367,7 +359,7 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
             for schema in (MARTS_SCHEMA, *SIDE_SCHEMAS):
                 folder = _folder(export_dir, schema)
                 for name in list_relations(con, schema):
-                    relation = f"{quote_ident(schema)}.{quote_ident(name)}"
+                    relation = f"{ident(schema)}.{ident(name)}"
                     columns = [(r[0], r[1]) for r in con.execute(f"describe {relation}").fetchall()]
                     select_sql = bi_select(columns, relation)
                     comments = _comments(con, schema, name) if engine == "duckdb" else Comments()
@@ -380,7 +372,7 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
                         done = export_bucketed(con, bucketed[schema, name], folder, select_sql)
                     if done is not None:
                         reader = (
-                            f"read_parquet({_literal(parquet_glob(done.version_dir.absolute()))}, "
+                            f"read_parquet({literal(parquet_glob(done.version_dir.absolute()))}, "
                             "hive_partitioning = false)"
                         )
                         paths.append(done.link)
@@ -397,7 +389,7 @@ def export_marts(warehouse: Path, export_dir: Path, engine: str = "duckdb") -> E
                             )
                     else:
                         path, count = _write_parquet(con, select_sql, folder / f"{name}.parquet")
-                        reader = f"read_parquet({_literal(str(path.absolute()))})"
+                        reader = f"read_parquet({literal(str(path.absolute()))})"
                         paths.append(path)
                         rows[key] = count
                         files_written.append(path)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -132,7 +133,7 @@ def export_bucketed(
     inputs = _fingerprint(con, spec)
     changed = _changed_values(con, spec, previous, columns, int(rows), watermarks, inputs)
     if previous is not None and changed == []:
-        return PartitionedExport(link, link.resolve(), int(rows), (), 0, (), False)
+        return PartitionedExport.unchanged(link, rows)
     full = previous is None or changed is None
     number = 1 if previous is None else previous.version + 1
 
@@ -147,7 +148,8 @@ def export_bucketed(
                 con, spec, select_sql, aside, name, link, previous, changed, column_type
             )
             if sum(partitions.values()) != rows:  # the safety net: rewrite every bucket
-                _empty(aside)
+                shutil.rmtree(aside)
+                aside.mkdir()
                 full = True
         if full:
             buckets = bucket_count(int(rows))
@@ -158,15 +160,7 @@ def export_bucketed(
         return written, state.json()
 
     final, files = make_version(link, versions, number, build)
-    return PartitionedExport(
-        link=link,
-        version_dir=final,
-        rows=int(rows),
-        files_written=files,
-        bytes_written=sum(path.stat().st_size for path in files),
-        partitions_written=tuple(sorted({path.parent.name for path in files})),
-        full=full,
-    )
+    return PartitionedExport.made(link, final, files, rows, full)
 
 
 def _watermarks(
@@ -326,12 +320,6 @@ def _rewrite(
             link_partition(link / f"{BUCKET_PREFIX}{bucket}", destination, name)
             partitions[bucket] = count
     return partitions, written
-
-
-def _empty(directory: Path) -> None:
-    """Remove everything under ``directory`` (a version being built), keeping the directory."""
-    for path in sorted(directory.rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
 
 
 def _read_state(link: Path) -> _State | None:

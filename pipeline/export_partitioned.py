@@ -103,6 +103,26 @@ class PartitionedExport:
     partitions_written: tuple[str, ...]  # e.g. ``month=2024-01``, ``bucket=7``
     full: bool
 
+    @classmethod
+    def unchanged(cls, link: Path, rows: int) -> PartitionedExport:
+        """Nothing changed: no version was made, the current one stays."""
+        return cls(link, link.resolve(), int(rows), (), 0, (), False)
+
+    @classmethod
+    def made(
+        cls, link: Path, version_dir: Path, files: tuple[Path, ...], rows: int, full: bool
+    ) -> PartitionedExport:
+        """A new version ``version_dir`` (from :func:`make_version`) that wrote ``files``."""
+        return cls(
+            link=link,
+            version_dir=version_dir,
+            rows=int(rows),
+            files_written=files,
+            bytes_written=sum(path.stat().st_size for path in files),
+            partitions_written=tuple(sorted({path.parent.name for path in files})),
+            full=full,
+        )
+
 
 @dataclass(frozen=True)
 class _State:
@@ -154,7 +174,7 @@ def export_monthly(
     ):
         plan = _plan(con, spec, select_sql, raw_relation, previous, link, dict(columns))
         if not plan.rewrite and not plan.appends and sum(previous.months.values()) == mart_rows:
-            return PartitionedExport(link, link.resolve(), mart_rows, (), 0, (), False)
+            return PartitionedExport.unchanged(link, mart_rows)
 
     number = 1 if previous is None else previous.version + 1
 
@@ -170,15 +190,7 @@ def export_monthly(
         return written, _state_json(_State(number, loaded_at, int(raw_rows), columns, months))
 
     final, files = make_version(link, versions, number, build)
-    return PartitionedExport(
-        link=link,
-        version_dir=final,
-        rows=int(mart_rows),
-        files_written=files,
-        bytes_written=sum(path.stat().st_size for path in files),
-        partitions_written=tuple(sorted({path.parent.name for path in files})),
-        full=plan is None,
-    )
+    return PartitionedExport.made(link, final, files, mart_rows, full=plan is None)
 
 
 def make_version(

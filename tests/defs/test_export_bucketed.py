@@ -118,13 +118,13 @@ class ProgressWarehouse:
         """Every row rewritten with one new stamp (optionally without one learner's rows)."""
         stamp = self._stamp()
         with duckdb.connect(str(self.path)) as con:
-            for table in ("progress_aggregated", "profiles_aggregated"):
-                name = f"intermediate.int_learner_course_{table}"
-                if table == "profiles_aggregated":
-                    name = "intermediate.int_learner_profiles_aggregated"
+            for table in (
+                "intermediate.int_learner_course_progress_aggregated",
+                "intermediate.int_learner_profiles_aggregated",
+            ):
                 if drop_learner is not None:
-                    con.execute(f"delete from {name} where learner_id = {drop_learner}")
-                con.execute(f"update {name} set built_at = {stamp}")
+                    con.execute(f"delete from {table} where learner_id = {drop_learner}")
+                con.execute(f"update {table} set built_at = {stamp}")
         self._views()
 
     def rows(self, relation: str) -> list[tuple]:
