@@ -222,23 +222,42 @@ def delivery_key(delivery: Delivery) -> str:
     return delivery_id(delivery.body)
 
 
-def tree_cpu_s(root_pid: int) -> float:
-    """utime+stime (with reaped children's) of ``root_pid`` and every descendant, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    cpu: dict[int, int] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, utime+stime+cutime+cstime in clock ticks) of every live process."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         fields = text[text.rindex(")") + 2 :].split()
-        pid = int(stat.parent.name)
-        parent[pid] = int(fields[1])
-        cpu[pid] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    total, stack = 0, [root_pid]
+        if fields[0] != "Z":  # a zombie has exited; only its reaping is left
+            table[int(stat.parent.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return table
+
+
+def _tree(root_pid: int, table: dict[int, tuple[int, int]]) -> list[int]:
+    found, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
-        total += cpu.get(pid, 0)
-        stack.extend(child for child, ppid in parent.items() if ppid == pid)
-    return total / ticks
+        found.append(pid)
+        stack.extend(child for child, (ppid, _) in table.items() if ppid == pid)
+    return found
+
+
+def descendants(root_pid: int) -> set[int]:
+    """The live processes under ``root_pid`` (children, theirs, ...), ``root_pid`` excluded."""
+    table = _process_table()
+    return {pid for pid in _tree(root_pid, table) if pid != root_pid and pid in table}
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (exited but not yet reaped counts as gone)."""
+    return pids & set(_process_table())
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """utime+stime (with reaped children's) of ``root_pid`` and every descendant, in seconds."""
+    table = _process_table()
+    ticks = sum(table[pid][1] for pid in _tree(root_pid, table) if pid in table)
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -3,16 +3,22 @@
 Starts, each in its own process group:
 
 - the receiver (``serve``) on ``EDUME_HOST``:``EDUME_PORT`` (default 127.0.0.1:8000);
-- Dagster's UI and daemon (``dagster dev -w workspace.yaml``) on ``EDUME_UI_HOST``:``EDUME_UI_PORT``
-  (default 127.0.0.1:3000: the UI has no authentication, so loopback unless told otherwise),
-  with ``DAGSTER_HOME`` defaulting to the project's ``dagster_home/`` (its ``dagster.yaml``);
+- Dagster as a production deployment runs it, three processes: a code server (``dagster api
+  grpc``) serving the code location ``edume`` (``pipeline.definitions``, as ``workspace.yaml``
+  names it) on a Unix socket, and, once it answers, the UI (``dagster-webserver``) on
+  ``EDUME_UI_HOST``:``EDUME_UI_PORT`` (default 127.0.0.1:3000: the UI has no authentication, so
+  loopback unless told otherwise) and the daemon (``dagster-daemon run``), both reading the code
+  location from that server; ``DAGSTER_HOME`` defaults to the project's ``dagster_home/`` (its
+  ``dagster.yaml``). ``dagster dev`` would add a proxy code server, a fourth process whose idle
+  loops cost about 0.7 CPU-s a minute;
 - the live worker (``live``), which keeps ``marts.*`` and the exports fresh in seconds.
 
 It prints where each part listens. SIGINT (Ctrl-C) or SIGTERM stops every part: SIGTERM to each
-part's leader (the receiver seals its open segments, the worker finishes its batch, ``dagster
-dev`` stops its webserver, daemon and code server), then, after a grace period, SIGKILL to
-whatever is left in each part's process group, so nothing is orphaned. If one part exits on its
-own, the others are stopped too and the exit code is 1.
+part's leader (the receiver seals its open segments, the worker finishes its batch), then, after
+a grace period, SIGKILL to whatever is left in each part's process group, so nothing is orphaned.
+If one part exits on its own, the others are stopped too and the exit code is 1. The code server
+and the worker import the definitions once: after changing code, restart ``up`` (the UI's
+"Reload" asks the running code server again, it does not re-import).
 
 Every part reads the same ``EDUME_*`` variables (secrets, landing, warehouse, exports, engine).
 """
@@ -25,6 +31,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +42,15 @@ from pipeline.settings import REPO_ROOT, SettingsError, load_settings
 GRACE_S = 90.0  # the worker may be mid-batch: a micro-batch's dbt build takes seconds, not minutes
 EXIT_PART_DIED = 1
 UP_SENSOR_INTERVAL_S = 60
+CODE_LOCATION = "edume"
 
 
 @dataclass
 class Part:
     name: str
     argv: list[str]
-    where: str
+    where: str = ""
+    after: Path | None = None  # started once this path exists (the code server's socket)
     process: subprocess.Popen[bytes] | None = None
 
 
@@ -74,7 +83,41 @@ def _port(name: str, default: int) -> int:
     return int(raw)
 
 
-def parts(args: argparse.Namespace) -> list[Part]:
+def dagster_parts(run_dir: Path, ui_host: str, ui_port: int) -> list[Part]:
+    """Dagster as a production deployment runs it: one code server, and the UI and the daemon
+    reading the code location from it (``dagster dev`` adds a proxy code server in between, a
+    fourth process whose idle loops cost about as much CPU as the daemon's)."""
+    socket = run_dir / "code.sock"
+    workspace = run_dir / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - grpc_server:\n      socket: {socket}\n"
+        f"      location_name: {CODE_LOCATION}\n"
+    )
+    bin_dir = Path(sys.executable).parent
+    ui_at = ("-h", ui_host, "-p", str(ui_port))
+    workspace_at = ("-w", str(workspace))
+    return [
+        Part(
+            "code",
+            [
+                str(bin_dir / "dagster"),
+                *("api", "grpc", "--socket", str(socket), "--location-name", CODE_LOCATION),
+                *("--module-name", "pipeline.definitions", "--working-directory", str(REPO_ROOT)),
+                *("--log-level", "warning"),
+            ],
+            f"{socket} (code location {CODE_LOCATION!r}, as workspace.yaml names it)",
+        ),
+        Part(
+            "ui",
+            [str(bin_dir / "dagster-webserver"), *workspace_at, *ui_at],
+            f"http://{ui_host}:{ui_port}",
+            after=socket,
+        ),
+        Part("daemon", [str(bin_dir / "dagster-daemon"), "run", *workspace_at], after=socket),
+    ]
+
+
+def parts(args: argparse.Namespace, run_dir: Path) -> list[Part]:
     """What ``up`` starts, in start order (the worker last: it waits for nothing)."""
     settings = load_settings()  # fail early, with the variable's name, on a malformed setting
     host = os.environ.get("EDUME_HOST", "").strip() or "127.0.0.1"
@@ -95,16 +138,7 @@ def parts(args: argparse.Namespace) -> list[Part]:
         ),
     ]
     if not args.no_dagster:
-        # `dagster dev` rather than `dg dev`: workspace.yaml is the project's fixed entry point;
-        # switch here if the project's README names `dg dev` as the way in.
-        dagster = Path(sys.executable).with_name("dagster")
-        found.append(
-            Part(
-                "dagster",
-                [str(dagster), "dev", "-w", "workspace.yaml", "-h", ui_host, "-p", str(ui_port)],
-                f"http://{ui_host}:{ui_port} (UI; the daemon runs beside it)",
-            )
-        )
+        found += dagster_parts(run_dir, ui_host, ui_port)
     found.append(
         Part(
             "live",
@@ -117,7 +151,6 @@ def parts(args: argparse.Namespace) -> list[Part]:
 
 
 def run(args: argparse.Namespace) -> int:
-    started = parts(args)
     env = dict(os.environ)
     env.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
     # The live worker keeps the marts fresh; Dagster's sensor only skips while it runs, and each
@@ -129,19 +162,22 @@ def run(args: argparse.Namespace) -> int:
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for part in started:
-            part.process = subprocess.Popen(
-                part.argv, cwd=REPO_ROOT, env=env, start_new_session=True
-            )
-            print(f"up: {part.name:<8} pid {part.process.pid:<7} {part.where}", flush=True)
-        print(f"up: DAGSTER_HOME={env['DAGSTER_HOME']}; Ctrl-C stops every part", flush=True)
-        died = _wait(started, stopping)
-    finally:
-        _stop(started)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # The code server's socket and the workspace file naming it: short-lived, so not in the repo.
+    with tempfile.TemporaryDirectory(prefix="edume-up-") as run_dir:
+        started = parts(args, Path(run_dir))
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            for part in started:
+                if part.after is None:
+                    _start(part, env)
+            print(f"up: DAGSTER_HOME={env['DAGSTER_HOME']}; Ctrl-C stops every part", flush=True)
+            died = _wait(started, stopping, env)
+        finally:
+            _stop(started)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if died is not None:
         print(f"up: {died.name} exited ({died.process.returncode}); stopped the rest", flush=True)
         return EXIT_PART_DIED
@@ -149,11 +185,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(started: list[Part], stopping: list[int]) -> Part | None:
-    """Until a stop is requested (None) or a part exits on its own (that part)."""
+def _start(part: Part, env: dict[str, str]) -> None:
+    part.process = subprocess.Popen(part.argv, cwd=REPO_ROOT, env=env, start_new_session=True)
+    where = f" {part.where}" if part.where else ""
+    print(f"up: {part.name:<8} pid {part.process.pid:<7}{where}", flush=True)
+
+
+def _wait(started: list[Part], stopping: list[int], env: dict[str, str]) -> Part | None:
+    """Until a stop is requested (None) or a part exits on its own (that part); starts each
+    waiting part once its ``after`` path exists."""
     while not stopping:
         for part in started:
-            if part.process is not None and part.process.poll() is not None:
+            if part.process is None:
+                if part.after is not None and part.after.exists():
+                    _start(part, env)
+            elif part.process.poll() is not None:
                 return part
         time.sleep(0.5)
     return None
