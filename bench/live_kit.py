@@ -247,8 +247,7 @@ def _tree(root_pid: int, table: dict[int, tuple[int, int]]) -> list[int]:
 
 def descendants(root_pid: int) -> set[int]:
     """The live processes under ``root_pid`` (children, theirs, ...), ``root_pid`` excluded."""
-    table = _process_table()
-    return {pid for pid in _tree(root_pid, table) if pid != root_pid and pid in table}
+    return set(_tree(root_pid, _process_table())) - {root_pid}
 
 
 def alive(pids: set[int]) -> set[int]:

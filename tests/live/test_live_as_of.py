@@ -98,3 +98,43 @@ def test_batches_share_as_of_until_a_refresh_moves_it(worker: LiveWorker) -> Non
     assert refreshed.success
     assert progress_as_of(worker.warehouse) > as_of
     assert not [path for path in progress_files(exports) if path.stat().st_nlink > 1]
+
+
+def test_a_batch_reports_each_table_as_dbt_built_it(worker: LiveWorker) -> None:
+    """Row count and columns on every table's materialization, logged by dbt as it built the
+    table (macros/table_metadata.sql); views carry neither."""
+    truth, batches = journeys(6, SEED, default_end())
+    land_bodies(
+        worker.landing, list(stream_bodies(batches, Noise(), SEED, truth)), datetime.now(UTC)
+    )
+    report = worker.run_batch(worker.poll())
+    assert report is not None and report.success
+
+    with duckdb.connect(str(worker.warehouse), read_only=True) as con:
+        relations = con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_schema in ('intermediate', 'marts', 'quality', 'reporting')"
+        ).fetchall()
+        tables = {
+            (schema, name): (
+                con.execute(f'select count(*) from {schema}."{name}"').fetchone()[0],
+                [tuple(row[:2]) for row in con.execute(f'describe {schema}."{name}"').fetchall()],
+            )
+            for schema, name, kind in relations
+            if kind == "BASE TABLE"
+        }
+    views = [(schema, name) for schema, name, kind in relations if kind == "VIEW"]
+    reported = {}
+    for schema, name in [*tables, *views]:
+        event = worker.instance.get_latest_materialization_event(dg.AssetKey([schema, name]))
+        assert event is not None, (schema, name)
+        metadata = event.asset_materialization.metadata
+        if "dagster/row_count" in metadata:
+            columns = metadata["dagster/column_schema"].value.columns
+            reported[(schema, name)] = (
+                metadata["dagster/row_count"].value,
+                [(column.name, column.type) for column in columns],
+            )
+
+    assert tables and views
+    assert reported == tables
