@@ -10,6 +10,7 @@ several buckets. No timing is asserted.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def progress_files(exports: Path) -> list[Path]:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LiveWorker:
+def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveWorker]:
     monkeypatch.setattr(export_bucketed, "ROWS_PER_BUCKET", 4)
     base = load_settings()
     settings = Settings(
@@ -63,9 +64,12 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LiveWorker:
     project = edume_dbt_project(None, tmp_path / "dbt_target")
     prepare_dbt_project(project)
     defs = build_definitions(project, settings)
-    return LiveWorker(
-        settings, defs, dg.DagsterInstance.ephemeral(), LiveOptions(), log=lambda _: None
-    )
+    # Entered, as the worker enters its own (`with open_instance()`): resolving the Definitions
+    # reads the current instance's defs-state storage. Once in CI (make test, 2 workers) that was
+    # the storage of an instance an earlier test of the same process had left, already collected
+    # ("undefined DagsterInstance weakref"); entering this one makes it the current one.
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield LiveWorker(settings, defs, instance, LiveOptions(), log=lambda _: None)
 
 
 def test_batches_share_as_of_until_a_refresh_moves_it(worker: LiveWorker) -> None:
