@@ -1,7 +1,9 @@
 """The ONE Definitions object of the project, built lazily (``@dg.definitions``).
 
-``dg dev`` / ``dagster dev -w workspace.yaml`` load ``defs`` (code location ``edume`` either way);
-it prepares the dbt manifest in development (``prepare_if_dev``); ``edume-pipeline materialize``
+``dg dev`` / ``dagster dev -w workspace.yaml`` and ``up``'s code server (``dagster api grpc``) load
+``defs`` (code location ``edume`` either way). It prepares the dbt manifest (``dbt parse``) in
+development (``prepare_if_dev``), and wherever it is missing: a fresh checkout has none, and a
+code server outside ``dagster dev`` would otherwise fail to load. ``edume-pipeline materialize``
 and the live worker prepare it themselves and then call :func:`build_definitions`. Nothing
 happens at import time.
 """
@@ -9,6 +11,7 @@ happens at import time.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtProject, get_asset_key_for_model
@@ -24,7 +27,12 @@ from pipeline.defs.assets import (
 from pipeline.defs.checks import UNKNOWN_EVENTS_MODEL, build_checks
 from pipeline.defs.contract_checks import build_contract_checks
 from pipeline.defs.jobs import build_as_of_refresh_job, build_pipeline_job
-from pipeline.defs.resources import build_resources, edume_dbt_project, ensure_dbt_on_path
+from pipeline.defs.resources import (
+    build_resources,
+    edume_dbt_project,
+    ensure_dbt_on_path,
+    prepare_dbt_project,
+)
 from pipeline.defs.schedules import build_hourly_schedules
 from pipeline.defs.sensors import build_landing_sensor
 from pipeline.settings import Settings, load_settings
@@ -38,7 +46,10 @@ def build_definitions(
     project = project or edume_dbt_project()
     settings = settings or load_settings()
     ensure_dbt_on_path()
-    project.prepare_if_dev()
+    if not Path(project.manifest_path).exists():
+        prepare_dbt_project(project, settings)
+    else:
+        project.prepare_if_dev()
     dbt_models = build_dbt_assets(project)
     unknown_events = None
     with contextlib.suppress(KeyError):  # no such staging model (yet): nothing to count

@@ -118,7 +118,8 @@ def dagster_parts(run_dir: Path, ui_host: str, ui_port: int) -> list[Part]:
 
 
 def parts(args: argparse.Namespace, run_dir: Path) -> list[Part]:
-    """What ``up`` starts, in start order (the worker last: it waits for nothing)."""
+    """What ``up`` starts, in start order (the worker last; with Dagster, once the code server
+    answers)."""
     settings = load_settings()  # fail early, with the variable's name, on a malformed setting
     host = os.environ.get("EDUME_HOST", "").strip() or "127.0.0.1"
     port = _port("EDUME_PORT", 8000)
@@ -137,14 +138,19 @@ def parts(args: argparse.Namespace, run_dir: Path) -> list[Part]:
             f"http://{host}:{port}/webhooks/edume (health /healthz, metrics /metrics)",
         ),
     ]
+    code_socket = None
     if not args.no_dagster:
         found += dagster_parts(run_dir, ui_host, ui_port)
+        code_socket = found[-1].after
     found.append(
         Part(
             "live",
             live,
             f"{settings.landing_dir.resolve()} -> {settings.warehouse.resolve()} -> "
             f"{settings.export_dir.resolve()}/query.duckdb",
+            # On a fresh checkout the code server writes the dbt manifest first (dbt parse); the
+            # worker parses into the same target dir, so it waits instead of racing it.
+            after=code_socket,
         )
     )
     return found

@@ -16,7 +16,7 @@ import pytest
 from pipeline.definitions import build_definitions
 from pipeline.defs.assets import EXPORTS, RAW_EVENTS, WAREHOUSE_POOL
 from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
-from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
+from pipeline.defs.resources import edume_dbt_project
 from pipeline.settings import REPO_ROOT, load_settings
 
 BIN = Path(sys.executable).parent
@@ -24,10 +24,16 @@ CLI_TIMEOUT_S = 600  # loading parses the dbt project: minutes on a busy 2-core 
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> dg.RepositoryDefinition:
-    tmp = tmp_path_factory.mktemp("defs")
+def defs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("defs")
+
+
+@pytest.fixture(scope="module")
+def repository(defs_dir: Path) -> dg.RepositoryDefinition:
+    """The Definitions over a dbt target dir with no manifest yet, as in a fresh checkout (no
+    ``dagster dev`` either, as under ``up``'s code server): loading parses the project first."""
+    tmp = defs_dir
     project = edume_dbt_project(target_path=tmp / "dbt-target")
-    prepare_dbt_project(project)
     settings = load_settings(
         {
             "EDUME_LANDING_DIR": str(tmp / "landing"),
@@ -36,6 +42,13 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> dg.RepositoryDefinit
         }
     )
     return build_definitions(project, settings).get_repository_def()
+
+
+def test_loading_without_a_manifest_parses_the_dbt_project_first(
+    repository: dg.RepositoryDefinition, defs_dir: Path
+) -> None:
+    assert (defs_dir / "dbt-target" / "manifest.json").is_file()
+    assert repository.asset_graph.get(EXPORTS).parent_keys
 
 
 def test_raw_asset_key_is_the_dbt_source_and_feeds_the_staging_models(
