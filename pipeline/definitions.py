@@ -41,8 +41,11 @@ from pipeline.settings import Settings, load_settings
 def build_definitions(
     project: DbtProject | None = None,
     settings: Settings | None = None,
+    *,
+    dbt_in_process: bool = False,
 ) -> dg.Definitions:
-    """Assemble assets, checks, jobs, sensor, schedules and resources over ``project``."""
+    """Assemble assets, checks, jobs, sensor, schedules and resources over ``project``
+    (``dbt_in_process``: see :func:`pipeline.defs.resources.build_resources`)."""
     project = project or edume_dbt_project()
     settings = settings or load_settings()
     ensure_dbt_on_path()
@@ -69,7 +72,7 @@ def build_definitions(
         jobs=[build_pipeline_job(), build_as_of_refresh_job(dbt_models)],
         sensors=[build_landing_sensor(settings.sensor_interval_s)],
         schedules=build_hourly_schedules(),
-        resources=build_resources(project, settings),
+        resources=build_resources(project, settings, dbt_in_process=dbt_in_process),
     )
 
 

@@ -84,8 +84,17 @@ def prepare_dbt_project(project: DbtProject, settings: Settings | None = None) -
     project.preparer.prepare(project)
 
 
-def build_resources(project: DbtProject, settings: Settings | None = None) -> dict[str, object]:
+def build_resources(
+    project: DbtProject, settings: Settings | None = None, *, dbt_in_process: bool = False
+) -> dict[str, object]:
+    """``dbt_in_process``: dbt runs inside this process (the live worker, DuckDB only; see
+    :mod:`pipeline.defs.dbt_in_process`), else as a ``dbt`` subprocess per run."""
     settings = settings or load_settings()
+    dbt_cli = DbtCliResource
+    if dbt_in_process and settings.engine == "duckdb":
+        from pipeline.defs.dbt_in_process import InProcessDbtCliResource
+
+        dbt_cli = InProcessDbtCliResource
     return {
         # The files the assets read and write, from the EDUME_* variables.
         "paths": EdumePaths.from_settings(settings),
@@ -94,7 +103,7 @@ def build_resources(project: DbtProject, settings: Settings | None = None) -> di
         # `dbt --version` once per DbtCliResource object (a cached property), and would otherwise
         # build a new object, and ask again (a process start, and a request to PyPI), every run.
         "dbt": dg.ResourceDefinition.hardcoded_resource(
-            DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
+            dbt_cli(project_dir=project, profiles_dir=str(project.profiles_dir)),
             "dbt CLI over the project (one object per process)",
         ),
     }

@@ -101,6 +101,9 @@ class LiveOptions:
     run_retention_days: float = Settings.run_retention_days  # 0 keeps every run
     segment_retention_days: float = Settings.segment_retention_days  # 0 keeps every segment
     stats_path: Path | None = None  # one JSON line per run, for benches and tests
+    # dbt inside the worker's process (DuckDB; pipeline.defs.dbt_in_process), else a subprocess
+    # per batch as in any Dagster run: the benches measure one against the other.
+    dbt_in_process: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, stats_path: Path | None = None) -> LiveOptions:
@@ -513,7 +516,8 @@ def build_worker(
     """Prepare the dbt project (``dbt parse``) and build the Definitions, once."""
     project = project or edume_dbt_project()
     prepare_dbt_project(project, settings)
-    return LiveWorker(settings, build_definitions(project, settings), instance, options, log)
+    defs = build_definitions(project, settings, dbt_in_process=options.dbt_in_process)
+    return LiveWorker(settings, defs, instance, options, log)
 
 
 def serve(

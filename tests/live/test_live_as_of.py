@@ -63,7 +63,7 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveWork
     settings.landing_dir.mkdir()
     project = edume_dbt_project(None, tmp_path / "dbt_target")
     prepare_dbt_project(project)
-    defs = build_definitions(project, settings)
+    defs = build_definitions(project, settings, dbt_in_process=True)  # as the worker runs dbt
     # Entered, as the worker enters its own (`with open_instance()`): resolving the Definitions
     # reads the current instance's defs-state storage. Once in CI (make test, 2 workers) that was
     # the storage of an instance an earlier test of the same process had left, already collected
