@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import orjson
 
 from pipeline.cli.demo import Workspace
 from pipeline.receiver.landing_format import delivery_id
-from pipeline.settings import REPO_ROOT
+from pipeline.settings import REPO_ROOT, Settings, load_settings
 from pipeline.simulator.deliveries import Delivery
 
 SECRET = "whsec_live_bench_secret_4d1f"
@@ -40,6 +41,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def settings_under(root: Path) -> Settings:
+    """DuckDB settings with the landing dir (created), warehouse and exports under ``root``, for
+    a worker built in this process (no receiver: no secrets)."""
+    (root / "landing").mkdir(parents=True, exist_ok=True)
+    return load_settings(
+        {
+            "EDUME_LANDING_DIR": str(root / "landing"),
+            "EDUME_WAREHOUSE": str(root / "edume.duckdb"),
+            "EDUME_EXPORT_DIR": str(root / "exports"),
+        }
+    )
 
 
 def completion_key(body: bytes) -> tuple[int, int] | None:
@@ -260,3 +274,19 @@ def tree_cpu_s(root_pid: int) -> float:
     table = _process_table()
     ticks = sum(table[pid][1] for pid in _tree(root_pid, table) if pid in table)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def marts(warehouse: Path) -> dict[str, Counter]:
+    """Every relation of schema ``marts`` as a multiset of its rows (compared both ways with
+    ``-``: SQL's ``EXCEPT ALL``)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        return {
+            name: Counter(con.execute(f'select * from marts."{name}"').fetchall()) for name in names
+        }

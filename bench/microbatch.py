@@ -16,6 +16,7 @@ median (issue #11's target: <= 1.5 at 5M vs 100k). Ratios against the same run's
 are meaningful on a shared machine; absolute seconds are not.
 
     .venv/bin/python bench/microbatch.py [--sizes 100000 1000000 [5000000]] [--batches 3]
+        [--dbt in-process|subprocess|both]
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from anywhere
 
 from bench.dbt_build import _learner_body_sql, _micro_rows_sql, generate
+from bench.live_kit import settings_under
 from bench.synthetic import landed_lines, write_segment
 from pipeline.definitions import build_definitions
 from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker, open_instance
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 
+MODES = ("in-process", "subprocess")
 PARTS = ("startup_s", "load_s", "dbt_s", "export_s", "checks_s", "other_s")
 BASE_LOADED_AT = "timestamp '2024-01-01 00:00:00'"
 
@@ -69,47 +72,52 @@ def land_increment(worker: LiveWorker, batch: int, events: int) -> str:
     return path.relative_to(worker.landing).as_posix()
 
 
-def worker_for(root: Path, events: int, project_target: Path) -> LiveWorker:
-    base = load_settings()
-    settings = Settings(
-        signature_secrets=base.signature_secrets,
-        bearer_tokens=base.bearer_tokens,
-        landing_dir=root / "landing",
-        warehouse=root / "edume.duckdb",
-        export_dir=root / "exports",
-        max_body_bytes=base.max_body_bytes,
-        engine="duckdb",
+def worker_for(settings: Settings, project_target: Path, dbt: str) -> LiveWorker:
+    """A worker as ``live`` builds one, dbt in its process or (``subprocess``) not."""
+    in_process = dbt == "in-process"
+    defs = build_definitions(
+        edume_dbt_project(None, project_target), settings, dbt_in_process=in_process
     )
-    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    options = LiveOptions(dbt_in_process=in_process)
+    return LiveWorker(settings, defs, open_instance(), options, log=lambda _line: None)
+
+
+def built_workers(
+    root: Path, events: int, project_target: Path, modes: list[str]
+) -> dict[str, LiveWorker]:
+    """One worker per dbt mode over ONE generated warehouse of ``events`` events, after its
+    first (full) build."""
+    print(f"{events:,} events:", flush=True)
+    settings = settings_under(root)
     started = time.monotonic()
     generate(settings.warehouse, 0, events, BASE_LOADED_AT)
     print(f"  generated {events:,} events in {time.monotonic() - started:.1f} s", flush=True)
-    project = edume_dbt_project(None, project_target)
-    defs = build_definitions(project, settings)
-    return LiveWorker(settings, defs, open_instance(), LiveOptions(), log=lambda _line: None)
-
-
-def built_worker(root: Path, events: int, project_target: Path) -> LiveWorker:
-    """A worker over a generated warehouse of ``events`` events, after its first (full) build."""
-    print(f"{events:,} events:", flush=True)
-    prepare_dbt_project(edume_dbt_project(None, project_target))
-    worker = worker_for(root, events, project_target)
-    full = worker.run_batch([land_increment(worker, 0, events)])
+    prepare_dbt_project(edume_dbt_project(None, project_target), settings)
+    workers = {mode: worker_for(settings, project_target, mode) for mode in modes}
+    first = next(iter(workers.values()))
+    full = first.run_batch([land_increment(first, 0, events)])
     assert full is not None and full.success, "the first (full) build failed"
     print(f"  full build through the worker: {full.wall_s:.1f} s", flush=True)
-    return worker
+    for worker in workers.values():  # one as_of for all: a move would make the export rewrite
+        worker.as_of, worker.as_of_moved = first.as_of, first.as_of_moved
+    return workers
 
 
-def measure(workers: dict[int, LiveWorker], batches: int) -> dict[int, list[BatchReport]]:
-    """``batches`` micro-batches per size, the sizes taking turns (batch 1 of every size, then
-    batch 2, ...), so that a slow spell of a shared machine falls on every size alike."""
-    reports: dict[int, list[BatchReport]] = {events: [] for events in workers}
+Key = tuple[int, str]  # events in the warehouse, dbt mode
+
+
+def measure(workers: dict[Key, LiveWorker], batches: int) -> dict[Key, list[BatchReport]]:
+    """``batches`` micro-batches per size and mode, taking turns (batch 1 of every size and
+    mode, then batch 2, ...), so that a slow spell of a shared machine falls on all alike."""
+    reports: dict[Key, list[BatchReport]] = {key: [] for key in workers}
     for batch in range(1, batches + 1):
-        for events, worker in workers.items():
-            report = worker.run_batch([land_increment(worker, batch, events)])
+        for (events, mode), worker in workers.items():
+            # Each mode lands its own increment: the modes share the warehouse.
+            number = batch * len(MODES) + MODES.index(mode)
+            report = worker.run_batch([land_increment(worker, number, events)])
             assert report is not None and report.success, f"micro-batch {batch} failed"
-            print(f"  {events:,} events: " + report.line(), flush=True)
-            reports[events].append(report)
+            print(f"  {events:,} events, dbt {mode}: " + report.line(), flush=True)
+            reports[(events, mode)].append(report)
     return reports
 
 
@@ -126,38 +134,58 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batches", type=int, default=3, help="increments per size (default 3)")
+    parser.add_argument(
+        "--dbt",
+        choices=[*MODES, "both"],
+        default="in-process",
+        help="how the worker runs dbt (default: in-process, as `live` does); both: each size's "
+        "warehouse gets batches of each in turn, the subprocess being the same-run baseline",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     args = parser.parse_args(argv)
+    modes = list(MODES) if args.dbt == "both" else [args.dbt]
     with tempfile.TemporaryDirectory(prefix="edume-microbatch-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         # One dbt target per warehouse: dbt's partial parse is per profile (warehouse path).
         workers = {
-            events: built_worker(work / f"w{events}", events, work / f"dbt_target_{events}")
+            (events, mode): worker
             for events in args.sizes
+            for mode, worker in built_workers(
+                work / f"w{events}", events, work / f"dbt_target_{events}", modes
+            ).items()
         }
         reports = measure(workers, args.batches)
         for events in args.sizes:
             slowest = slowest_nodes(work / f"dbt_target_{events}")
             print(f"  slowest dbt nodes of {events:,} events' last batch: {slowest}", flush=True)
         medians = {
-            events: {
-                part: statistics.median(getattr(r, part) for r in reports[events])
+            key: {
+                part: statistics.median(getattr(r, part) for r in reports[key])
                 for part in ("wall_s", *PARTS)
             }
-            for events in args.sizes
+            for key in workers
         }
-    smallest = medians[args.sizes[0]]["wall_s"]
     print("\nmicro-batch of 100 lines (median): wall = " + " + ".join(PARTS))
-    for events, median in medians.items():
+    for (events, mode), median in medians.items():
+        smallest = (args.sizes[0], mode)
         parts = ", ".join(f"{p.removesuffix('_s')} {median[p]:.2f}" for p in PARTS)
         print(
-            f"  {events:>9,} events: {median['wall_s']:6.2f} s ({parts}); "
-            f"ratio to {args.sizes[0]:,}: {median['wall_s'] / smallest:.2f}; batch by batch: "
+            f"  {events:>9,} events, dbt {mode:<10}: {median['wall_s']:6.2f} s ({parts}); "
+            f"ratio to {args.sizes[0]:,}: {median['wall_s'] / medians[smallest]['wall_s']:.2f}; "
+            "batch by batch: "
             + ", ".join(
                 f"{r.wall_s / base.wall_s:.2f}"
-                for r, base in zip(reports[events], reports[args.sizes[0]], strict=True)
+                for r, base in zip(reports[(events, mode)], reports[smallest], strict=True)
             )
         )
+    if len(modes) == 2:
+        for events in args.sizes:
+            inside, outside = medians[(events, MODES[0])], medians[(events, MODES[1])]
+            print(
+                f"  {events:>9,} events: in-process / subprocess: wall "
+                f"{inside['wall_s'] / outside['wall_s']:.2f}, dbt step "
+                f"{inside['dbt_s'] / outside['dbt_s']:.2f}"
+            )
     return 0
 
 

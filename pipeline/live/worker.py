@@ -41,12 +41,10 @@ Where a batch's time goes (``BatchReport``; measured on a 2-core machine shared 
 work, so only the proportions mean much): the load and the export take about a second each for a
 micro-batch; the rest is dbt and Dagster. Per run, Dagster stores one "planned" event per asset
 and per asset check before the first step (137 for 46 assets and 91 dbt tests as checks: most of
-the "start-up"), then one materialization or evaluation each. In the dbt step, dagster-dbt spends
-seconds before dbt starts (adapter set-up; ``dbt --version`` once per resource object) and the
-``dbt build`` subprocess pays dbt's own start-up and partial parse. Those are the DAGSTER
-engineer's (``pipeline/defs/assets.py``): dbt's programmatic ``dbtRunner`` with the manifest kept
-in memory, and fewer per-test asset checks, are the next steps; the dbt-duckdb connection must
-still close at the end of each batch (it holds the file lock).
+the "start-up"), then one materialization or evaluation each. dbt runs inside this process
+(``LiveOptions.dbt_in_process``, DuckDB only: :mod:`pipeline.defs.dbt_in_process`): the project
+is parsed once, and no ``dbt`` process start, import, adapter set-up or partial parse is paid per
+batch; its database is closed after each build, so the file is free between batches.
 
 The whole lifetime holds the presence lock (:mod:`pipeline.live.presence`): Dagster's landing
 sensor and hourly schedule skip while it is held.

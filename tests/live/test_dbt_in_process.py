@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
+from bench.live_kit import marts, settings_under
 from pipeline.definitions import build_definitions
 from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker
-from pipeline.settings import Settings, load_settings
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -70,17 +68,7 @@ class Side:
 
 def run_one_batch(root: Path, project_dir: Path, bodies: list[bytes], in_process: bool) -> Side:
     """Land ``bodies``, then one batch of a worker over ``project_dir``."""
-    base = load_settings()
-    settings = Settings(
-        signature_secrets=base.signature_secrets,
-        bearer_tokens=base.bearer_tokens,
-        landing_dir=root / "landing",
-        warehouse=root / "edume.duckdb",
-        export_dir=root / "exports",
-        max_body_bytes=base.max_body_bytes,
-        engine="duckdb",
-    )
-    settings.landing_dir.mkdir(parents=True)
+    settings = settings_under(root)
     land_bodies(settings.landing_dir, bodies, datetime(2026, 11, 2, tzinfo=UTC))
     project = edume_dbt_project(project_dir, root / "dbt_target")
     prepare_dbt_project(project, settings)
@@ -114,17 +102,6 @@ def another_process_can_write(warehouse: Path) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sys.executable, "-c", code, str(warehouse)], capture_output=True, text=True, timeout=120
     )
-
-
-def marts(warehouse: Path) -> dict[str, Counter]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [
-            name
-            for (name,) in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts'"
-            ).fetchall()
-        ]
-        return {n: Counter(con.execute(f'select * from marts."{n}"').fetchall()) for n in names}
 
 
 def test_both_ways_succeed(sides: dict[str, Side]) -> None:

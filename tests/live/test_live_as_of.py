@@ -18,11 +18,11 @@ import dagster as dg
 import duckdb
 import pytest
 
+from bench.live_kit import settings_under
 from pipeline import export_bucketed
 from pipeline.definitions import build_definitions
 from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.live.worker import LiveOptions, LiveWorker
-from pipeline.settings import Settings, load_settings
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -50,17 +50,7 @@ def progress_files(exports: Path) -> list[Path]:
 @pytest.fixture
 def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveWorker]:
     monkeypatch.setattr(export_bucketed, "ROWS_PER_BUCKET", 4)
-    base = load_settings()
-    settings = Settings(
-        signature_secrets=base.signature_secrets,
-        bearer_tokens=base.bearer_tokens,
-        landing_dir=tmp_path / "landing",
-        warehouse=tmp_path / "edume.duckdb",
-        export_dir=tmp_path / "exports",
-        max_body_bytes=base.max_body_bytes,
-        engine="duckdb",
-    )
-    settings.landing_dir.mkdir()
+    settings = settings_under(tmp_path)
     project = edume_dbt_project(None, tmp_path / "dbt_target")
     prepare_dbt_project(project)
     defs = build_definitions(project, settings, dbt_in_process=True)  # as the worker runs dbt

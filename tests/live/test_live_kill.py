@@ -16,7 +16,6 @@ import random
 import shutil
 import signal
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.live_kit import Deployment, stop
+from bench.live_kit import Deployment, marts, stop
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -67,20 +66,6 @@ def run_until_built(deployment: Deployment) -> list[dict]:
     finally:
         assert stop(process) == 0, deployment.tail()
     return deployment.reports()
-
-
-def marts(warehouse: Path) -> dict[str, Counter]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [
-            name
-            for (name,) in con.execute(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'marts' order by 1"
-            ).fetchall()
-        ]
-        return {
-            name: Counter(con.execute(f'select * from marts."{name}"').fetchall()) for name in names
-        }
 
 
 @dataclass(frozen=True)
