@@ -202,6 +202,9 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
       counting one runs its query) come from dbt itself, which logs them as each table's last
       step (:data:`TABLE_METADATA_PREFIX`, ``macros/table_metadata.sql``): the step opens no
       DuckDB connection of its own (dbt holds the file while it builds).
+
+    The live worker's ``dbt`` resource runs the same build inside its process instead
+    (:mod:`pipeline.defs.dbt_in_process`): no process start and no parse per batch.
     """
 
     @dbt_assets(
