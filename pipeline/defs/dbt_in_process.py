@@ -2,11 +2,11 @@
 programmatic runner (``dbtRunner``) instead of a ``dbt`` subprocess. The live worker uses it.
 
 Per batch, a ``dbt build`` subprocess pays a Python start and dbt's imports, dagster-dbt's adapter
-set-up in the calling process, and dbt's (partial) parse: about 3-4 s of an 8-9 s build at 100k
-events. Here the project is parsed once, on the first build, and that ``Manifest`` is handed to
-every later build (dbt's documented way to reuse it: docs.getdbt.com, "Programmatic
-invocations"). The worker must be restarted after the dbt project changes, as after any code
-change (``up``'s documented rule).
+set-up in the calling process, and dbt's (partial) parse: 5-7 s of a 15 s dbt step at 100k events
+(``bench/microbatch.py --dbt both``). Here the project is parsed once, on the first build, and
+that ``Manifest`` is handed to every later build (dbt's documented way to reuse it:
+docs.getdbt.com, "Programmatic invocations"). The worker must be restarted after the dbt project
+changes, as after any code change (``up``'s documented rule).
 
 What a run reports does not change: each event is the dict dbt would have printed as a JSON log
 line (``msg_to_dict``), wrapped as dagster-dbt's ``DbtCoreCliEventMessage``, so
@@ -53,7 +53,9 @@ def release_duckdb() -> None:
     """Close dbt-duckdb's open database in this process, if any (it holds the file's lock).
 
     dbt-duckdb keeps one environment per process on its connection manager, and only replaces it
-    when the credentials change; closing it is the one way to let go of the file.
+    when the credentials change; closing it is the one way to let go of the file. These are
+    dbt-duckdb's internals (pinned at 1.11.1): tests/live/test_dbt_in_process.py opens the file
+    from another process after a build, and fails if an upgrade leaves it held.
     """
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
