@@ -1,5 +1,7 @@
-"""The live worker SIGKILLed (its whole process group, dbt included) in the middle of a batch,
-then started again, ends with the same marts as a worker that was never interrupted.
+"""The live worker interrupted in the middle of a batch, then started again, ends with the same
+marts as a worker that was never interrupted. Two ways: SIGKILL (its whole process group), and
+two SIGTERMs (the second abandons the batch: exit 130, with dbt still building in the worker's
+process).
 
 ``as_of`` is pinned in a copy of the dbt project, so the time-dependent columns are comparable.
 The comparison is a multiset difference both ways (SQL's ``EXCEPT ALL``), mart by mart. The
@@ -15,7 +17,9 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,13 +72,54 @@ def run_until_built(deployment: Deployment) -> list[dict]:
     return deployment.reports()
 
 
+def kill(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)  # the whole group: dbt too, if it ran in a child
+
+
+def abandon(process: subprocess.Popen[bytes]) -> None:
+    """Two SIGTERMs: the first asks the worker to stop after its batch, the second abandons it."""
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    deployment: Deployment
+    exit_code: int
+    runs: list[dict]  # the interrupted worker's finished runs
+    rerun: list[dict]  # the restarted worker's
+
+
+def interrupt_then_rerun(
+    deployment: Deployment, interrupt: Callable[[subprocess.Popen[bytes]], None]
+) -> Interrupted:
+    """Start the worker, ``interrupt`` it inside its first dbt build, then start it again until
+    it has built."""
+    process = deployment.start("live")
+    try:
+        deployment.wait_for(
+            lambda: DBT_STARTING in deployment.log_text(),
+            time.monotonic() + DEADLINE_S,
+            "the dbt build",
+            process,
+        )
+        time.sleep(random.Random(SEED).uniform(0.5, 3.0))  # somewhere inside the dbt build
+        interrupt(process)
+        exit_code = process.wait(timeout=DEADLINE_S)
+    finally:
+        stop(process)
+    runs = deployment.reports()
+    if deployment.stats.exists():
+        deployment.stats.rename(deployment.root / "interrupted-stats.jsonl")
+    return Interrupted(deployment, exit_code, runs, run_until_built(deployment))
+
+
 @dataclass(frozen=True)
 class Outcome:
     reference: Deployment
-    crashed: Deployment
-    killed_runs: list[dict]
-    rerun: list[dict]
     landed_lines: int
+    interrupted: dict[str, Interrupted]  # "killed" (SIGKILL), "abandoned" (two SIGTERMs)
 
 
 @pytest.fixture(scope="module")
@@ -82,53 +127,52 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     root = tmp_path_factory.mktemp("live-kill")
     project = copy_dbt_project(root / "dbt_project", as_of=AS_OF)
     reference = Deployment.under(root / "reference", project)
-    crashed = Deployment.under(root / "crashed", project)
-    landed_lines = land_company(crashed.landing)
-    shutil.copytree(crashed.landing, reference.landing)
-
+    landed_lines = land_company(reference.landing)
     run_until_built(reference)
-
-    process = crashed.start("live")
-    try:
-        crashed.wait_for(
-            lambda: DBT_STARTING in crashed.log_text(),
-            time.monotonic() + DEADLINE_S,
-            "the dbt build",
-            process,
-        )
-        time.sleep(random.Random(SEED).uniform(0.5, 3.0))  # somewhere inside the dbt build
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        stop(process)
-    killed_runs = crashed.reports()
-    if crashed.stats.exists():
-        crashed.stats.rename(crashed.root / "killed-stats.jsonl")
-    rerun = run_until_built(crashed)
-    return Outcome(reference, crashed, killed_runs, rerun, landed_lines)
+    interrupted = {}
+    for name, interrupt in (("killed", kill), ("abandoned", abandon)):
+        deployment = Deployment.under(root / name, project)
+        shutil.copytree(root / "reference" / "landing", deployment.landing, dirs_exist_ok=True)
+        interrupted[name] = interrupt_then_rerun(deployment, interrupt)
+    return Outcome(reference, landed_lines, interrupted)
 
 
-def test_the_worker_was_killed_before_its_batch_finished(outcome: Outcome) -> None:
-    assert outcome.killed_runs == []
+WAYS = ["killed", "abandoned"]
 
 
-def test_the_restarted_worker_catches_up_without_new_segments(outcome: Outcome) -> None:
-    assert [r["kind"] for r in outcome.rerun] == ["catch_up"]
-    assert outcome.rerun[0]["segments_loaded"] == 0
+@pytest.mark.parametrize("way", WAYS)
+def test_the_worker_stopped_before_its_batch_finished(outcome: Outcome, way: str) -> None:
+    assert outcome.interrupted[way].runs == []
 
 
-def test_raw_events_hold_each_landed_line_exactly_once(outcome: Outcome) -> None:
-    with duckdb.connect(str(outcome.crashed.warehouse), read_only=True) as con:
+def test_a_kill_and_two_sigterms_end_the_worker_as_documented(outcome: Outcome) -> None:
+    assert outcome.interrupted["killed"].exit_code == -signal.SIGKILL
+    assert outcome.interrupted["abandoned"].exit_code == 130  # "batch abandoned"
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_the_restarted_worker_catches_up_without_new_segments(outcome: Outcome, way: str) -> None:
+    rerun = outcome.interrupted[way].rerun
+    assert [r["kind"] for r in rerun] == ["catch_up"]
+    assert rerun[0]["segments_loaded"] == 0
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_raw_events_hold_each_landed_line_exactly_once(outcome: Outcome, way: str) -> None:
+    warehouse = outcome.interrupted[way].deployment.warehouse
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         counts = con.execute(
             "select count(*), count(distinct (segment, line_number)) from raw.edume_events"
         ).fetchone()
     assert counts == (outcome.landed_lines, outcome.landed_lines)
 
 
-def test_every_mart_equals_the_uninterrupted_workers_both_ways(outcome: Outcome) -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_every_mart_equals_the_uninterrupted_workers_both_ways(outcome: Outcome, way: str) -> None:
     expected = marts(outcome.reference.warehouse)
-    actual = marts(outcome.crashed.warehouse)
+    actual = marts(outcome.interrupted[way].deployment.warehouse)
     assert sorted(actual) == sorted(expected)
     assert len(expected) >= 8
     for name, rows in expected.items():
         assert not rows - actual[name], f"{name}: rows only in the uninterrupted run"
-        assert not actual[name] - rows, f"{name}: rows only in the killed-and-rerun one"
+        assert not actual[name] - rows, f"{name}: rows only in the interrupted-and-rerun one"
