@@ -37,10 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from bench.dbt_build import _learner_body_sql, _micro_rows_sql, generate
 from bench.live_kit import settings_under
 from bench.synthetic import landed_lines, write_segment
-from pipeline.definitions import build_definitions
-from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
-from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker, open_instance
-from pipeline.settings import Settings
+from pipeline.defs.resources import edume_dbt_project
+from pipeline.live.worker import (
+    BatchReport,
+    LiveOptions,
+    LiveWorker,
+    build_worker,
+    open_instance,
+)
 
 MODES = ("in-process", "subprocess")
 PARTS = ("startup_s", "load_s", "dbt_s", "export_s", "checks_s", "other_s")
@@ -72,16 +76,6 @@ def land_increment(worker: LiveWorker, batch: int, events: int) -> str:
     return path.relative_to(worker.landing).as_posix()
 
 
-def worker_for(settings: Settings, project_target: Path, dbt: str) -> LiveWorker:
-    """A worker as ``live`` builds one, dbt in its process or (``subprocess``) not."""
-    in_process = dbt == "in-process"
-    defs = build_definitions(
-        edume_dbt_project(None, project_target), settings, dbt_in_process=in_process
-    )
-    options = LiveOptions(dbt_in_process=in_process)
-    return LiveWorker(settings, defs, open_instance(), options, log=lambda _line: None)
-
-
 def built_workers(
     root: Path, events: int, project_target: Path, modes: list[str]
 ) -> dict[str, LiveWorker]:
@@ -92,8 +86,17 @@ def built_workers(
     started = time.monotonic()
     generate(settings.warehouse, 0, events, BASE_LOADED_AT)
     print(f"  generated {events:,} events in {time.monotonic() - started:.1f} s", flush=True)
-    prepare_dbt_project(edume_dbt_project(None, project_target), settings)
-    workers = {mode: worker_for(settings, project_target, mode) for mode in modes}
+    project = edume_dbt_project(None, project_target)
+    workers = {  # as `live` builds one, dbt in its process or (subprocess) not
+        mode: build_worker(
+            settings,
+            open_instance(),
+            LiveOptions(dbt_in_process=mode == "in-process"),
+            project,
+            log=lambda _line: None,
+        )
+        for mode in modes
+    }
     first = next(iter(workers.values()))
     full = first.run_batch([land_increment(first, 0, events)])
     assert full is not None and full.success, "the first (full) build failed"

@@ -32,13 +32,12 @@ def defs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repository(defs_dir: Path) -> dg.RepositoryDefinition:
     """The Definitions over a dbt target dir with no manifest yet, as in a fresh checkout (no
     ``dagster dev`` either, as under ``up``'s code server): loading parses the project first."""
-    tmp = defs_dir
-    project = edume_dbt_project(target_path=tmp / "dbt-target")
+    project = edume_dbt_project(target_path=defs_dir / "dbt-target")
     settings = load_settings(
         {
-            "EDUME_LANDING_DIR": str(tmp / "landing"),
-            "EDUME_WAREHOUSE": str(tmp / "edume.duckdb"),
-            "EDUME_EXPORT_DIR": str(tmp / "exports"),
+            "EDUME_LANDING_DIR": str(defs_dir / "landing"),
+            "EDUME_WAREHOUSE": str(defs_dir / "edume.duckdb"),
+            "EDUME_EXPORT_DIR": str(defs_dir / "exports"),
         }
     )
     return build_definitions(project, settings).get_repository_def()

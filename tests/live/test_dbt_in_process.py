@@ -18,9 +18,8 @@ import dagster as dg
 import pytest
 
 from bench.live_kit import marts, settings_under
-from pipeline.definitions import build_definitions
-from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
-from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker
+from pipeline.defs.resources import edume_dbt_project
+from pipeline.live.worker import BatchReport, LiveOptions, LiveWorker, build_worker
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -71,10 +70,9 @@ def run_one_batch(root: Path, project_dir: Path, bodies: list[bytes], in_process
     settings = settings_under(root)
     land_bodies(settings.landing_dir, bodies, datetime(2026, 11, 2, tzinfo=UTC))
     project = edume_dbt_project(project_dir, root / "dbt_target")
-    prepare_dbt_project(project, settings)
-    defs = build_definitions(project, settings, dbt_in_process=in_process)
+    options = LiveOptions(dbt_in_process=in_process)
     with dg.DagsterInstance.ephemeral() as instance:  # entered, as the worker's own is
-        worker = LiveWorker(settings, defs, instance, LiveOptions(), log=lambda _: None)
+        worker = build_worker(settings, instance, options, project, log=lambda _: None)
         report = worker.run_batch(worker.poll())
         assert report is not None
         return Side.record(worker, report)

@@ -20,9 +20,8 @@ import pytest
 
 from bench.live_kit import settings_under
 from pipeline import export_bucketed
-from pipeline.definitions import build_definitions
-from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
-from pipeline.live.worker import LiveOptions, LiveWorker
+from pipeline.defs.resources import edume_dbt_project
+from pipeline.live.worker import LiveOptions, LiveWorker, build_worker
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -52,14 +51,12 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveWork
     monkeypatch.setattr(export_bucketed, "ROWS_PER_BUCKET", 4)
     settings = settings_under(tmp_path)
     project = edume_dbt_project(None, tmp_path / "dbt_target")
-    prepare_dbt_project(project)
-    defs = build_definitions(project, settings, dbt_in_process=True)  # as the worker runs dbt
     # Entered, as the worker enters its own (`with open_instance()`): resolving the Definitions
     # reads the current instance's defs-state storage. Once in CI (make test, 2 workers) that was
     # the storage of an instance an earlier test of the same process had left, already collected
     # ("undefined DagsterInstance weakref"); entering this one makes it the current one.
     with dg.DagsterInstance.ephemeral() as instance:
-        yield LiveWorker(settings, defs, instance, LiveOptions(), log=lambda _: None)
+        yield build_worker(settings, instance, LiveOptions(), project, log=lambda _: None)
 
 
 def test_batches_share_as_of_until_a_refresh_moves_it(worker: LiveWorker) -> None:

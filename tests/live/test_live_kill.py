@@ -132,7 +132,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     interrupted = {}
     for name, interrupt in (("killed", kill), ("abandoned", abandon)):
         deployment = Deployment.under(root / name, project)
-        shutil.copytree(root / "reference" / "landing", deployment.landing, dirs_exist_ok=True)
+        shutil.copytree(reference.landing, deployment.landing, dirs_exist_ok=True)
         interrupted[name] = interrupt_then_rerun(deployment, interrupt)
     return Outcome(reference, landed_lines, interrupted)
 
