@@ -66,6 +66,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import dagster as dg
 import duckdb
@@ -87,6 +88,7 @@ MODE_TAG = "edume/mode"
 KIND_TAG = "edume/live"
 RETENTION_EVERY_S = 3600.0
 FIRST_RETRY_S = 30.0
+EXIT_ABANDONED = 130
 _STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
 
 
@@ -371,8 +373,25 @@ class LiveWorker:
                 signal.signal(sig, handler)
 
 
+def abandon(log: Callable[[str], None]) -> NoReturn:
+    """End the process now, mid-batch (the second SIGTERM/SIGINT): exit 130.
+
+    Not by returning: the batch's threads cannot be stopped (dbt in this process, Dagster's step),
+    and the interpreter's shutdown under a thread inside DuckDB aborts the process (SIGABRT,
+    "terminate called ... FATAL: exception not rethrown"). So: log, flush, SIGKILL the children
+    (a ``dbt`` subprocess, Dagster's log-capture ``tail``), then ``os._exit``, which is as safe as
+    SIGKILL (see the module docstring: the next start redoes the batch).
+    """
+    log("live: batch abandoned; the next start redoes it")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    kill_descendants()
+    os._exit(EXIT_ABANDONED)
+
+
 def kill_descendants() -> None:
-    """SIGKILL every process below this one (an abandoned batch's ``dbt`` subprocess)."""
+    """SIGKILL every process below this one (an abandoned batch's ``dbt`` subprocess, Dagster's
+    log-capture processes)."""
     me = str(os.getpid())
     children: dict[str, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -539,8 +558,6 @@ def serve(
                 try:
                     worker.run_forever()
                 except KeyboardInterrupt:
-                    kill_descendants()
-                    log("live: batch abandoned; the next start redoes it")
-                    return 130
+                    abandon(log)
     log("live: stopped")
     return 0
