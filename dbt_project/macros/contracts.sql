@@ -47,9 +47,10 @@
     build` and `dbt run`; a no-op afterwards and on engines without constraints):
     - the lookup indexes the project used to create on learner_course_key are dropped: the
       primary keys now index it, and DuckDB renames no table that has an index;
-    - an incremental model's table that lacks the primary key of its contract is dropped, so
-      this run builds it in full with its constraints (an incremental model equals its full
-      refresh, so nothing is lost; only this one run is slower). -#}
+    - an incremental model's table that lacks the primary key of its contract, or has fewer
+      CHECK constraints than its contract declares (the checks that replaced data tests), is
+      dropped, so this run builds it in full with its constraints (an incremental model equals
+      its full refresh, so nothing is lost; only this one run is slower). -#}
 {% macro upgrade_to_constraints() -%}
     {{ return(adapter.dispatch('upgrade_to_constraints', 'edume')()) }}
 {%- endmacro %}
@@ -69,19 +70,23 @@
         {%- for node in graph.nodes.values()
                 if node.resource_type == 'model' and node.config.materialized == 'incremental'
                 and node.config.contract.enforced -%}
-            {%- set keyed = node.constraints | selectattr('type', 'equalto', 'primary_key') | list -%}
+            {%- set declared = node.constraints | list -%}
             {%- for column in node.columns.values() -%}
-                {%- do keyed.extend(column.constraints | selectattr('type', 'equalto', 'primary_key') | list) -%}
+                {%- do declared.extend(column.constraints) -%}
             {%- endfor -%}
-            {%- if keyed -%}
+            {%- set keyed = declared | selectattr('type', 'equalto', 'primary_key') | list | length -%}
+            {%- set checks = declared | selectattr('type', 'equalto', 'check') | list | length -%}
+            {%- if keyed or checks -%}
                 {%- set found = run_query(
                     "select count(*) filter (where constraint_type = 'PRIMARY KEY'), "
                     ~ "(select count(*) from duckdb_tables() where database_name = current_database() "
-                    ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "') "
+                    ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "'), "
+                    ~ "count(*) filter (where constraint_type = 'CHECK') "
                     ~ "from duckdb_constraints() where database_name = current_database() "
                     ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "'") -%}
-                {%- if found.rows[0][1] > 0 and found.rows[0][0] == 0 -%}
-                    {{ log('Rebuilding ' ~ node.schema ~ '.' ~ node.alias ~ ' in full: its table predates its primary key.', info=true) }}
+                {%- set row = found.rows[0] -%}
+                {%- if row[1] > 0 and ((keyed and row[0] == 0) or row[2] < checks) -%}
+                    {{ log('Rebuilding ' ~ node.schema ~ '.' ~ node.alias ~ ' in full: its table predates the constraints of its contract.', info=true) }}
                     {#- Through the adapter, so that dbt's relation cache forgets the table too
                         and the model's is_incremental() is false in this run. -#}
                     {%- do adapter.drop_relation(api.Relation.create(

@@ -40,7 +40,7 @@ redoes whatever was lost.
 Where a batch's time goes (``BatchReport``; measured on a 2-core machine shared with other busy
 work, so only the proportions mean much): the load and the export take about a second each for a
 micro-batch; the rest is dbt and Dagster. Per run, Dagster stores one "planned" event per asset
-and per asset check before the first step (137 for 46 assets and 91 dbt tests as checks: most of
+and per asset check before the first step (90 for 46 assets and 44 dbt tests as checks: most of
 the "start-up"), then one materialization or evaluation each. dbt runs inside this process
 (``LiveOptions.dbt_in_process``, DuckDB only: :mod:`pipeline.defs.dbt_in_process`): the project
 is parsed once, and no ``dbt`` process start, import, adapter set-up or partial parse is paid per

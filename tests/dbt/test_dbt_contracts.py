@@ -165,6 +165,26 @@ BROKEN = {
         "    columns) }}\nunion all select * from final",
         r'PRIMARY KEY or UNIQUE constraint violation: duplicate key "[0-9a-f]{64}"',
     ),
+    "a value outside the accepted ones in a rebuilt mart table (CHECK)": (
+        "marts/dim_courses.sql",
+        "coalesce(states.status, 'unknown') as status,",
+        "coalesce(states.status, 'unknown') || '!' as status,",
+        r'CHECK constraint failed on table "dim_courses[^"]*" with expression CHECK\(.*status IN',
+    ),
+    "a row breaking an invariant in an incremental run (CHECK)": (
+        "intermediate/int_learner_course_progress_aggregated.sql",
+        "            when per_pair.completed_at is not null then 'completed'",
+        "            when per_pair.completed_at is not null then 'in_progress'",
+        r'CHECK constraint failed on table "int_learner_course_progress_aggregated[^"]*" '
+        r"with expression CHECK\(COALESCE\(",
+    ),
+    "a duplicate key in a quality/reporting table": (
+        "reporting/course_funnel.sql",
+        "from {{ ref('fct_learner_funnel') }} as funnel",
+        "from (select * from {{ ref('fct_learner_funnel') }}\n"
+        "    union all select * from {{ ref('fct_learner_funnel') }}) as funnel",
+        r"PRIMARY KEY or UNIQUE constraint violation: duplicate key",
+    ),
     "a NULL in a NOT NULL column in an incremental run": (
         "intermediate/int_learner_course_progress_aggregated.sql",
         "        per_pair.learner_id,\n",
@@ -267,3 +287,54 @@ def test_a_warehouse_built_before_the_constraints_gets_them_at_the_next_build(
         ("int_learner_events_deduplicated",),
     ]
     assert query(warehouse, "select index_name from duckdb_indexes()") == []
+
+
+def test_a_warehouse_built_before_the_check_constraints_gets_them_at_the_next_build(
+    tmp_path: Path, make_dbt
+) -> None:
+    """The same upgrade for the CHECK constraints that replaced data tests: incremental tables
+    as the previous release built them (primary key, no CHECK; the envelope counts with neither)
+    are rebuilt in full, once, by the next `dbt build`, with the same marts and quality facts."""
+    warehouse = tmp_path / "edume.duckdb"
+    land_and_load(tmp_path / "landing", warehouse, company_deliveries())
+    dbt = make_dbt(warehouse)
+    dbt(*BUILD_MODELS)
+    facts = "select * from quality.delivery_envelopes order by all"
+    expected, expected_facts = mart_rows(warehouse), query(warehouse, facts)
+    old_tables = {  # table: its primary key in the previous release
+        "intermediate.int_learner_course_progress_aggregated": "learner_course_key",
+        "intermediate.int_learner_events_deduplicated": "delivery_id",
+        "intermediate.int_delivery_envelopes_aggregated": None,
+    }
+    checks = (
+        "select table_name, count(*) filter (where constraint_type = 'CHECK'), "
+        "count(*) filter (where constraint_type = 'PRIMARY KEY') from duckdb_constraints() "
+        "where schema_name = 'intermediate' and table_name in "
+        "('int_learner_course_progress_aggregated', 'int_learner_events_deduplicated', "
+        "'int_delivery_envelopes_aggregated') group by all order by all"
+    )
+    assert query(warehouse, checks) == [
+        ("int_delivery_envelopes_aggregated", 1, 1),
+        ("int_learner_course_progress_aggregated", 4, 1),
+        ("int_learner_events_deduplicated", 2, 1),
+    ]
+    with duckdb.connect(str(warehouse)) as con:
+        for table, key in old_tables.items():
+            name = table.split(".")[1]
+            con.execute(f"create table {table}__old as select * from {table}")
+            con.execute(f"drop table {table}")
+            con.execute(f"alter table {table}__old rename to {name}")
+            if key:
+                con.execute(f"alter table {table} add primary key ({key})")
+    assert query(warehouse, checks) == [
+        ("int_learner_course_progress_aggregated", 0, 1),
+        ("int_learner_events_deduplicated", 0, 1),
+    ]
+    dbt(*BUILD_MODELS)
+    assert mart_rows(warehouse) == expected
+    assert query(warehouse, facts) == expected_facts
+    assert query(warehouse, checks) == [
+        ("int_delivery_envelopes_aggregated", 1, 1),
+        ("int_learner_course_progress_aggregated", 4, 1),
+        ("int_learner_events_deduplicated", 2, 1),
+    ]

@@ -15,6 +15,7 @@
 {{ config(
     materialized='incremental',
     unique_key=['header', 'value'],
+    on_schema_change='append_new_columns',
     incremental_strategy=edume.upsert_strategy(),
     enabled=target.type == 'duckdb',
 ) }}
