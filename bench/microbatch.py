@@ -15,18 +15,25 @@ checks, the rest), the slowest dbt nodes of the last batch, and the ratio to the
 median (issue #11's target: <= 1.5 at 5M vs 100k). Ratios against the same run's smallest size
 are meaningful on a shared machine; absolute seconds are not.
 
+``--baseline-ref REF`` adds a side: the dbt project of git revision ``REF`` (extracted with
+``git archive``), run by this code, on its own copy of each generated warehouse, so a change to
+the dbt project is measured against the same run's baseline.
+
     .venv/bin/python bench/microbatch.py [--sizes 100000 1000000 [5000000]] [--batches 3]
-        [--dbt in-process|subprocess|both]
+        [--dbt in-process|subprocess|both] [--baseline-ref REF]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from bench.dbt_build import _learner_body_sql, _micro_rows_sql, generate
 from bench.live_kit import settings_under
+from bench.receiver import source_tree
 from bench.synthetic import landed_lines, write_segment
 from pipeline.defs.resources import edume_dbt_project
 from pipeline.live.worker import (
@@ -45,10 +53,25 @@ from pipeline.live.worker import (
     build_worker,
     open_instance,
 )
+from pipeline.settings import REPO_ROOT
 
 MODES = ("in-process", "subprocess")
 PARTS = ("startup_s", "load_s", "dbt_s", "export_s", "checks_s", "other_s")
 BASE_LOADED_AT = "timestamp '2024-01-01 00:00:00'"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One way of running the micro-batch: how the worker runs dbt, and which dbt project
+    (None: this checkout's; else the project of git revision ``ref``)."""
+
+    mode: str
+    ref: str | None = None
+    project_dir: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return self.mode + (f" @{self.ref}" if self.ref else "")
 
 
 def increment_bodies(warehouse: Path, batch: int, events: int) -> list[bytes]:
@@ -76,51 +99,57 @@ def land_increment(worker: LiveWorker, batch: int, events: int) -> str:
     return path.relative_to(worker.landing).as_posix()
 
 
-def built_workers(
-    root: Path, events: int, project_target: Path, modes: list[str]
-) -> dict[str, LiveWorker]:
-    """One worker per dbt mode over ONE generated warehouse of ``events`` events, after its
-    first (full) build."""
+def built_workers(root: Path, events: int, sides: list[Side]) -> dict[Side, LiveWorker]:
+    """One worker per side over ONE generated warehouse of ``events`` events, after its first
+    (full) build; a side with another dbt project gets a copy of the warehouse of its own."""
     print(f"{events:,} events:", flush=True)
-    settings = settings_under(root)
     started = time.monotonic()
-    generate(settings.warehouse, 0, events, BASE_LOADED_AT)
+    generated = settings_under(root / "this").warehouse
+    generate(generated, 0, events, BASE_LOADED_AT)
     print(f"  generated {events:,} events in {time.monotonic() - started:.1f} s", flush=True)
-    project = edume_dbt_project(None, project_target)
-    workers = {  # as `live` builds one, dbt in its process or (subprocess) not
-        mode: build_worker(
+    for ref in {side.ref for side in sides} - {None}:
+        shutil.copy(generated, settings_under(root / ref).warehouse)
+    workers: dict[Side, LiveWorker] = {}
+    built: dict[str | None, LiveWorker] = {}  # the first worker of each dbt project
+    for side in sides:
+        home = root / (side.ref or "this")
+        settings = settings_under(home)
+        # One dbt target per warehouse: dbt's partial parse is per profile (warehouse path).
+        project = edume_dbt_project(side.project_dir, home / "dbt_target")
+        workers[side] = worker = build_worker(  # as `live` builds one
             settings,
             open_instance(),
-            LiveOptions(dbt_in_process=mode == "in-process"),
+            LiveOptions(dbt_in_process=side.mode == "in-process"),
             project,
             log=lambda _line: None,
         )
-        for mode in modes
-    }
-    first = next(iter(workers.values()))
-    full = first.run_batch([land_increment(first, 0, events)])
-    assert full is not None and full.success, "the first (full) build failed"
-    print(f"  full build through the worker: {full.wall_s:.1f} s", flush=True)
+        if side.ref not in built:
+            built[side.ref] = worker
+            full = worker.run_batch([land_increment(worker, 0, events)])
+            assert full is not None and full.success, "the first (full) build failed"
+            print(f"  full build ({side.label}): {full.wall_s:.1f} s", flush=True)
+    first = next(iter(built.values()))
     for worker in workers.values():  # one as_of for all: a move would make the export rewrite
         worker.as_of, worker.as_of_moved = first.as_of, first.as_of_moved
     return workers
 
 
-Key = tuple[int, str]  # events in the warehouse, dbt mode
+Key = tuple[int, Side]  # events in the warehouse, side
 
 
 def measure(workers: dict[Key, LiveWorker], batches: int) -> dict[Key, list[BatchReport]]:
-    """``batches`` micro-batches per size and mode, taking turns (batch 1 of every size and
-    mode, then batch 2, ...), so that a slow spell of a shared machine falls on all alike."""
+    """``batches`` micro-batches per size and side, taking turns (batch 1 of every size and
+    side, then batch 2, ...), so that a slow spell of a shared machine falls on all alike."""
     reports: dict[Key, list[BatchReport]] = {key: [] for key in workers}
+    sides = list(dict.fromkeys(side for _, side in workers))
     for batch in range(1, batches + 1):
-        for (events, mode), worker in workers.items():
-            # Each mode lands its own increment: the modes share the warehouse.
-            number = batch * len(MODES) + MODES.index(mode)
+        for (events, side), worker in workers.items():
+            # Each side lands its own increment: two modes share a warehouse.
+            number = batch * len(sides) + sides.index(side)
             report = worker.run_batch([land_increment(worker, number, events)])
             assert report is not None and report.success, f"micro-batch {batch} failed"
-            print(f"  {events:,} events, dbt {mode}: " + report.line(), flush=True)
-            reports[(events, mode)].append(report)
+            print(f"  {events:,} events, dbt {side.label}: " + report.line(), flush=True)
+            reports[(events, side)].append(report)
     return reports
 
 
@@ -144,23 +173,35 @@ def main(argv: list[str] | None = None) -> int:
         help="how the worker runs dbt (default: in-process, as `live` does); both: each size's "
         "warehouse gets batches of each in turn, the subprocess being the same-run baseline",
     )
+    parser.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="also run the dbt project of this git revision (e.g. HEAD~1), side by side",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     args = parser.parse_args(argv)
-    modes = list(MODES) if args.dbt == "both" else [args.dbt]
+    sides = [Side(mode) for mode in (MODES if args.dbt == "both" else [args.dbt])]
     with tempfile.TemporaryDirectory(prefix="edume-microbatch-", dir=args.work_dir) as tmp:
         work = Path(tmp)
-        # One dbt target per warehouse: dbt's partial parse is per profile (warehouse path).
+        # The runs are stored as the deployment stores them (SQLite under a DAGSTER_HOME with
+        # the project's dagster.yaml), not in memory: every Dagster event costs what it costs live.
+        home = work / "dagster_home"
+        home.mkdir()
+        shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home)
+        os.environ["DAGSTER_HOME"] = str(home)
+        if args.baseline_ref:
+            tree = source_tree(args.baseline_ref, work / "baseline")
+            sides += [Side(s.mode, args.baseline_ref, tree / "dbt_project") for s in sides]
         workers = {
-            (events, mode): worker
+            (events, side): worker
             for events in args.sizes
-            for mode, worker in built_workers(
-                work / f"w{events}", events, work / f"dbt_target_{events}", modes
-            ).items()
+            for side, worker in built_workers(work / f"w{events}", events, sides).items()
         }
         reports = measure(workers, args.batches)
         for events in args.sizes:
-            slowest = slowest_nodes(work / f"dbt_target_{events}")
-            print(f"  slowest dbt nodes of {events:,} events' last batch: {slowest}", flush=True)
+            for home in sorted((work / f"w{events}").iterdir()):
+                slowest = slowest_nodes(home / "dbt_target")
+                print(f"  slowest dbt nodes, {events:,} events, {home.name}: {slowest}", flush=True)
         medians = {
             key: {
                 part: statistics.median(getattr(r, part) for r in reports[key])
@@ -169,25 +210,26 @@ def main(argv: list[str] | None = None) -> int:
             for key in workers
         }
     print("\nmicro-batch of 100 lines (median): wall = " + " + ".join(PARTS))
-    for (events, mode), median in medians.items():
-        smallest = (args.sizes[0], mode)
+    for (events, side), median in medians.items():
+        smallest = (args.sizes[0], side)
         parts = ", ".join(f"{p.removesuffix('_s')} {median[p]:.2f}" for p in PARTS)
         print(
-            f"  {events:>9,} events, dbt {mode:<10}: {median['wall_s']:6.2f} s ({parts}); "
+            f"  {events:>9,} events, dbt {side.label:<10}: {median['wall_s']:6.2f} s ({parts}); "
             f"ratio to {args.sizes[0]:,}: {median['wall_s'] / medians[smallest]['wall_s']:.2f}; "
             "batch by batch: "
             + ", ".join(
                 f"{r.wall_s / base.wall_s:.2f}"
-                for r, base in zip(reports[(events, mode)], reports[smallest], strict=True)
+                for r, base in zip(reports[(events, side)], reports[smallest], strict=True)
             )
         )
-    if len(modes) == 2:
-        for events in args.sizes:
-            inside, outside = medians[(events, MODES[0])], medians[(events, MODES[1])]
+    for events in args.sizes:
+        first = medians[(events, sides[0])]
+        for side in sides[1:]:
+            other = medians[(events, side)]
             print(
-                f"  {events:>9,} events: in-process / subprocess: wall "
-                f"{inside['wall_s'] / outside['wall_s']:.2f}, dbt step "
-                f"{inside['dbt_s'] / outside['dbt_s']:.2f}"
+                f"  {events:>9,} events: {sides[0].label} / {side.label}: wall "
+                f"{first['wall_s'] / other['wall_s']:.2f}, dbt step "
+                f"{first['dbt_s'] / other['dbt_s']:.2f}"
             )
     return 0
 

@@ -136,7 +136,7 @@ def _row(name: str, result: WrkResult) -> str:
     )
 
 
-def _source_tree(ref: str, into: Path) -> Path:
+def source_tree(ref: str, into: Path) -> Path:
     """The repository at git revision ``ref``, extracted into ``into`` (git archive: the
     checkout, its index and its work tree are left alone)."""
     archive = subprocess.run(
@@ -200,7 +200,7 @@ def throughput(args: argparse.Namespace, work: Path) -> int:
                 secrets=[SECRET],
                 log_path=work / "baseline.log",
                 args=receiver_args,
-                source_root=_source_tree(args.baseline_ref, work / "baseline-source"),
+                source_root=source_tree(args.baseline_ref, work / "baseline-source"),
             )
         results: dict[str, list[WrkResult]] = {name: [] for name in servers}
         cpu_us: dict[str, list[float]] = {name: [] for name in servers}  # per request
