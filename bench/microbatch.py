@@ -123,14 +123,14 @@ def built_workers(root: Path, events: int, sides: list[Side]) -> dict[Side, Live
             project,
             log=lambda _line: None,
         )
+        if built:  # one as_of for all: a move would make the export rewrite
+            first = next(iter(built.values()))
+            worker.as_of, worker.as_of_moved = first.as_of, first.as_of_moved
         if side.ref not in built:
             built[side.ref] = worker
             full = worker.run_batch([land_increment(worker, 0, events)])
             assert full is not None and full.success, "the first (full) build failed"
             print(f"  full build ({side.label}): {full.wall_s:.1f} s", flush=True)
-    first = next(iter(built.values()))
-    for worker in workers.values():  # one as_of for all: a move would make the export rewrite
-        worker.as_of, worker.as_of_moved = first.as_of, first.as_of_moved
     return workers
 
 
