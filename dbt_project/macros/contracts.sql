@@ -67,6 +67,18 @@
         {%- for row in indexes.rows -%}
             {%- do run_query('drop index if exists "' ~ row[0] ~ '"."' ~ row[1] ~ '"') -%}
         {%- endfor -%}
+        {#- One catalog query for every table (it runs at every build): its primary keys and
+            CHECKs. -#}
+        {%- set tables = {} -%}
+        {%- for row in run_query(
+                "select tables.schema_name || '.' || tables.table_name, "
+                ~ "count(*) filter (where constraint_type = 'PRIMARY KEY'), "
+                ~ "count(*) filter (where constraint_type = 'CHECK') "
+                ~ "from duckdb_tables() as tables left join duckdb_constraints() as constraints "
+                ~ "using (database_name, schema_name, table_name) "
+                ~ "where tables.database_name = current_database() group by all").rows -%}
+            {%- do tables.update({row[0]: row}) -%}
+        {%- endfor -%}
         {%- for node in graph.nodes.values()
                 if node.resource_type == 'model' and node.config.materialized == 'incremental'
                 and node.config.contract.enforced -%}
@@ -76,23 +88,14 @@
             {%- endfor -%}
             {%- set keyed = declared | selectattr('type', 'equalto', 'primary_key') | list | length -%}
             {%- set checks = declared | selectattr('type', 'equalto', 'check') | list | length -%}
-            {%- if keyed or checks -%}
-                {%- set found = run_query(
-                    "select count(*) filter (where constraint_type = 'PRIMARY KEY'), "
-                    ~ "(select count(*) from duckdb_tables() where database_name = current_database() "
-                    ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "'), "
-                    ~ "count(*) filter (where constraint_type = 'CHECK') "
-                    ~ "from duckdb_constraints() where database_name = current_database() "
-                    ~ "and schema_name = '" ~ node.schema ~ "' and table_name = '" ~ node.alias ~ "'") -%}
-                {%- set row = found.rows[0] -%}
-                {%- if row[1] > 0 and ((keyed and row[0] == 0) or row[2] < checks) -%}
-                    {{ log('Rebuilding ' ~ node.schema ~ '.' ~ node.alias ~ ' in full: its table predates the constraints of its contract.', info=true) }}
-                    {#- Through the adapter, so that dbt's relation cache forgets the table too
-                        and the model's is_incremental() is false in this run. -#}
-                    {%- do adapter.drop_relation(api.Relation.create(
-                        database=node.database, schema=node.schema, identifier=node.alias,
-                        type='table')) -%}
-                {%- endif -%}
+            {%- set row = tables.get(node.schema ~ '.' ~ node.alias) -%}
+            {%- if row and ((keyed and row[1] == 0) or row[2] < checks) -%}
+                {{ log('Rebuilding ' ~ node.schema ~ '.' ~ node.alias ~ ' in full: its table predates the constraints of its contract.', info=true) }}
+                {#- Through the adapter, so that dbt's relation cache forgets the table too
+                    and the model's is_incremental() is false in this run. -#}
+                {%- do adapter.drop_relation(api.Relation.create(
+                    database=node.database, schema=node.schema, identifier=node.alias,
+                    type='table')) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}

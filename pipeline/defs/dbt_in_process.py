@@ -6,7 +6,9 @@ set-up in the calling process, and dbt's (partial) parse: 5-7 s of a 15 s dbt st
 (``bench/microbatch.py --dbt both``). Here the project is parsed once, on the first build, and
 that ``Manifest`` is handed to every later build (dbt's documented way to reuse it:
 docs.getdbt.com, "Programmatic invocations"). The worker must be restarted after the dbt project
-changes, as after any code change (``up``'s documented rule).
+changes, as after any code change (``up``'s documented rule). The live worker parses at its
+start (:func:`parse`, through ``prepare_dbt_project``), so its first batch does not, and no
+``dbt parse`` subprocess runs beside it.
 
 What a run reports does not change: each event is the dict dbt would have printed as a JSON log
 line (``msg_to_dict``), wrapped as dagster-dbt's ``DbtCoreCliEventMessage``, so
@@ -39,7 +41,6 @@ from dagster_dbt.asset_utils import (
 )
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
-from pydantic import PrivateAttr
 
 # The events dagster-dbt turns into Dagster events (DbtCoreCliEventMessage.is_result_event), and
 # the lines of dbt's log() (JinjaLogInfo: the table metadata, macros/table_metadata.sql).
@@ -47,6 +48,38 @@ FORWARDED_EVENTS = frozenset(
     {"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult", "JinjaLogInfo"}
 )
 _DONE = object()
+# dbt's Manifest per (project dir, target path): parsed once per process (:func:`parse`).
+_MANIFESTS: dict[tuple[str, str], Any] = {}
+
+
+def location_args(project_dir: Path, profiles_dir: Path, target_path: Path) -> list[str]:
+    """dbt's arguments naming the project, its profiles and its target (and log) dir."""
+    return [
+        *("--project-dir", str(project_dir)),
+        *("--profiles-dir", str(profiles_dir)),
+        *("--target-path", str(target_path), "--log-path", str(target_path)),
+    ]
+
+
+def parse(project_dir: Path, profiles_dir: Path, target_path: Path) -> Any:
+    """dbt's ``Manifest`` of the project, parsed in this process on first use (``dbt parse``,
+    which also writes ``manifest.json`` for the Dagster assets), then kept."""
+    key = (str(project_dir), str(target_path))
+    if key not in _MANIFESTS:
+        from dbt.cli.main import dbtRunner
+
+        try:
+            result = dbtRunner().invoke(
+                ["parse", *location_args(project_dir, profiles_dir, target_path)]
+            )
+        finally:
+            release_duckdb()
+        if not result.success:
+            raise DagsterDbtCliRuntimeError(
+                description=f"dbt parse of {project_dir} failed: {result.exception}"
+            )
+        _MANIFESTS[key] = result.result
+    return _MANIFESTS[key]
 
 
 def release_duckdb() -> None:
@@ -67,8 +100,6 @@ def release_duckdb() -> None:
 
 class InProcessDbtCliResource(DbtCliResource):
     """``DbtCliResource`` whose ``cli`` runs dbt in this process (see the module docstring)."""
-
-    _manifests: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
 
     def cli(  # type: ignore[override]
         self,
@@ -92,45 +123,24 @@ class InProcessDbtCliResource(DbtCliResource):
             params.dbt_project.project_dir if params.dbt_project else self.project_dir
         )
         target_path = target_path or project_dir / "target"
-        where = [
-            *("--project-dir", str(project_dir)),
-            *("--profiles-dir", str(self.profiles_dir or project_dir)),
-            *("--target-path", str(target_path), "--log-path", str(target_path)),
-        ]
+        profiles_dir = Path(self.profiles_dir or project_dir)
         indirect = ["--indirect-selection", params.indirect_selection]
         dbt_args = [
             *cleaned,
             *params.selection_args,
             *(indirect if params.indirect_selection else []),
-            *where,
+            *location_args(project_dir, profiles_dir, target_path),
         ]
         dg.get_dagster_logger().info(f"Running dbt command in process: `dbt {' '.join(dbt_args)}`.")
         return InProcessDbtInvocation(
             args=dbt_args,
-            parsed=self._parsed(project_dir, target_path, where),
+            parsed=parse(project_dir, profiles_dir, target_path),
             manifest=params.manifest,
             dagster_dbt_translator=params.dagster_dbt_translator,
             target_path=target_path,
             project=params.dbt_project,
             raise_on_error=raise_on_error,
         )
-
-    def _parsed(self, project_dir: Path, target_path: Path, where: list[str]) -> Any:
-        """dbt's ``Manifest`` of ``project_dir``, parsed (``where``) on first use, then kept."""
-        key = (str(project_dir), str(target_path))
-        if key not in self._manifests:
-            from dbt.cli.main import dbtRunner
-
-            try:
-                result = dbtRunner().invoke(["parse", *where])
-            finally:
-                release_duckdb()
-            if not result.success:
-                raise DagsterDbtCliRuntimeError(
-                    description=f"dbt parse of {project_dir} failed: {result.exception}"
-                )
-            self._manifests[key] = result.result
-        return self._manifests[key]
 
 
 @dataclass

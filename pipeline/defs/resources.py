@@ -71,17 +71,27 @@ def ensure_dbt_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
 
-def prepare_dbt_project(project: DbtProject, settings: Settings | None = None) -> None:
+def prepare_dbt_project(
+    project: DbtProject, settings: Settings | None = None, *, in_process: bool = False
+) -> None:
     """Run ``dbt parse`` now, writing the manifest the dbt assets are built from.
 
     With ``settings``, dbt parses with the variables the runs give it (:meth:`EdumePaths.dbt_env`):
     otherwise the first run's dbt finds a changed profile and parses everything again instead of
-    reusing this parse (partial parsing).
+    reusing this parse (partial parsing). ``in_process`` (DuckDB): parse inside this process and
+    keep the result for the builds that run there (:mod:`pipeline.defs.dbt_in_process`).
     """
     ensure_dbt_on_path()
     if settings is not None:
         os.environ.update(EdumePaths.from_settings(settings).dbt_env())
-    project.preparer.prepare(project)
+    if in_process and (settings or load_settings()).engine == "duckdb":
+        from pipeline.defs import dbt_in_process
+
+        dbt_in_process.parse(
+            Path(project.project_dir), Path(project.profiles_dir), Path(project.target_path)
+        )
+    else:
+        project.preparer.prepare(project)
 
 
 def build_resources(

@@ -532,7 +532,7 @@ def build_worker(
 ) -> LiveWorker:
     """Prepare the dbt project (``dbt parse``) and build the Definitions, once."""
     project = project or edume_dbt_project()
-    prepare_dbt_project(project, settings)
+    prepare_dbt_project(project, settings, in_process=options.dbt_in_process)
     defs = build_definitions(project, settings, dbt_in_process=options.dbt_in_process)
     return LiveWorker(settings, defs, instance, options, log)
 
