@@ -266,7 +266,7 @@ def queued_runs(deployment: Deployment) -> int:
     """Runs of the deployment's instance that ever entered Dagster's run queue."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
+    with deployment.instance() as instance:
         return sum(
             bool(
                 instance.get_records_for_run(

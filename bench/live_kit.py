@@ -19,9 +19,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import orjson
@@ -30,6 +31,9 @@ from pipeline.cli.demo import Workspace
 from pipeline.receiver.landing_format import delivery_id
 from pipeline.settings import REPO_ROOT, Settings, load_settings
 from pipeline.simulator.deliveries import Delivery
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 SECRET = "whsec_live_bench_secret_4d1f"
 WEBHOOK_PATH = "/webhooks/edume"
@@ -97,6 +101,24 @@ class Deployment(Workspace):
         deployment.dagster_home.mkdir(exist_ok=True)
         shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", deployment.dagster_home)
         return deployment
+
+    @contextlib.contextmanager
+    def instance(self) -> Iterator[DagsterInstance]:
+        """The deployment's Dagster instance, opened as its processes open it (``DAGSTER_HOME``
+        set to its home: the project's event log storage finds its files from that variable)."""
+        import dagster as dg  # here: the traffic side of a bench need not load Dagster
+
+        before = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        try:
+            instance = dg.DagsterInstance.get()
+        finally:
+            if before is None:
+                del os.environ["DAGSTER_HOME"]
+            else:
+                os.environ["DAGSTER_HOME"] = before
+        with instance:
+            yield instance
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, **super().env()}

@@ -89,7 +89,14 @@ KIND_TAG = "edume/live"
 RETENTION_EVERY_S = 3600.0
 FIRST_RETRY_S = 30.0
 EXIT_ABANDONED = 130
-_STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
+_STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+# What _fill_timings reads back: a few dozen of the run's ~550 stored events.
+_TIMING_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    *_STEP_ENDS,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+}
 
 
 @dataclass(frozen=True)
@@ -416,7 +423,8 @@ def _fill_timings(
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     run_end = t0
-    for entry in instance.all_logs(run_id):
+    for record in instance.get_records_for_run(run_id, of_type=_TIMING_EVENTS).records:
+        entry = record.event_log_entry
         event = entry.dagster_event
         if event is None:
             continue

@@ -191,19 +191,22 @@ def test_workspace_yaml_and_the_dg_project_name_the_same_code_location(tmp_path:
 
 
 def test_instance_starts_one_warehouse_run_at_a_time_through_a_run_granularity_pool(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # as every process of the deployment
 
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+    with dg.DagsterInstance.get() as instance:
         pools = instance.get_concurrency_config().pool_config
 
     assert pools.pool_granularity.value == "run"
     assert pools.default_pool_limit == 1
 
 
-def test_no_module_imports_dagster_private_core() -> None:
-    private = re.compile(r"^\s*(from|import)\s+dagster\._core", re.MULTILINE)
+def test_no_module_but_the_event_log_storage_imports_dagster_private_core() -> None:
+    # The exception: Dagster has no public name for the SQLite event log class it subclasses
+    # (tests/defs/test_event_log_storage.py pins the methods it overrides).
+    private = re.compile(r"^\s*(from|import)\s+dagster\._(core|serdes)", re.MULTILINE)
     offenders = [
         str(path.relative_to(REPO_ROOT))
         for folder in ("pipeline", "tests", "bench")
@@ -211,4 +214,4 @@ def test_no_module_imports_dagster_private_core() -> None:
         if private.search(path.read_text(encoding="utf-8"))
     ]
 
-    assert offenders == []
+    assert offenders == ["pipeline/defs/event_log_storage.py"]

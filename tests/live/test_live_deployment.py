@@ -84,7 +84,7 @@ def test_every_completion_becomes_visible_without_a_queue_or_an_empty_run(tmp_pa
     # them ever waited in Dagster's queue.
     spans = sorted((r["started_at"], r["started_at"] + r["wall_s"]) for r in reports)
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
-    with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as instance:
+    with deployment.instance() as instance:
         runs = instance.get_runs()
         assert sorted(r.run_id for r in runs) == sorted(r["run_id"] for r in reports)
         for run in runs:
