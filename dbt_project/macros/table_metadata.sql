@@ -8,13 +8,15 @@
 {% macro log_table_metadata() -%}
     {%- if execute and target.type == 'duckdb'
         and model.config.materialized in ('table', 'incremental', 'seed') -%}
-        {%- set counted = run_query('select count(*) from ' ~ this) -%}
-        {%- set described = run_query('describe ' ~ this) -%}
-        {%- set columns = [] -%}
-        {%- for row in described.rows -%}
-            {%- do columns.append([row[0], row[1]]) -%}
-        {%- endfor -%}
-        {%- do log('edume_table_metadata '
-            ~ tojson({'rows': counted.rows[0][0], 'columns': columns}), info=True) -%}
+        {#- One statement for both (each is a dbt round trip, at every micro-batch); the types
+            are DESCRIBE's. -#}
+        {%- set found = run_query(
+            'select (select count(*) from ' ~ this ~ '), '
+            ~ '(select to_json(list([column_name, data_type] order by column_index)) '
+            ~ 'from duckdb_columns() where database_name = ' ~ dbt.string_literal(this.database)
+            ~ ' and schema_name = ' ~ dbt.string_literal(this.schema)
+            ~ ' and table_name = ' ~ dbt.string_literal(this.identifier) ~ ')') -%}
+        {%- do log('edume_table_metadata ' ~ tojson(
+            {'rows': found.rows[0][0], 'columns': fromjson(found.rows[0][1])}), info=True) -%}
     {%- endif -%}
 {%- endmacro %}
