@@ -90,7 +90,7 @@ RETENTION_EVERY_S = 3600.0
 FIRST_RETRY_S = 30.0
 EXIT_ABANDONED = 130
 _STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
-# What _fill_timings reads back: a few dozen of the run's ~550 stored events.
+# What _fill_timings reads back: a few dozen of the run's 300-odd stored events.
 _TIMING_EVENTS = {
     dg.DagsterEventType.STEP_START,
     *_STEP_ENDS,
