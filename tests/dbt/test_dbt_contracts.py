@@ -185,12 +185,6 @@ BROKEN = {
         "    union all select * from {{ ref('fct_learner_funnel') }}) as funnel",
         r"PRIMARY KEY or UNIQUE constraint violation: duplicate key",
     ),
-    "a duplicate membership in an incremental run": (
-        "intermediate/int_team_memberships_resolved.sql",
-        "select * from final",
-        "select * from final union all select * from final",
-        r"PRIMARY KEY or UNIQUE constraint violation: duplicate key",
-    ),
     "a NULL in a NOT NULL column in an incremental run": (
         "intermediate/int_learner_course_progress_aggregated.sql",
         "        per_pair.learner_id,\n",
@@ -311,22 +305,19 @@ def test_a_warehouse_built_before_the_check_constraints_gets_them_at_the_next_bu
         "intermediate.int_learner_course_progress_aggregated": "learner_course_key",
         "intermediate.int_learner_events_deduplicated": "delivery_id",
         "intermediate.int_delivery_envelopes_aggregated": None,
-        "intermediate.int_team_memberships_resolved": None,  # no contract before session 7
     }
     checks = (
         "select table_name, count(*) filter (where constraint_type = 'CHECK'), "
         "count(*) filter (where constraint_type = 'PRIMARY KEY') from duckdb_constraints() "
         "where schema_name = 'intermediate' and table_name in "
         "('int_learner_course_progress_aggregated', 'int_learner_events_deduplicated', "
-        "'int_delivery_envelopes_aggregated', 'int_team_memberships_resolved', "
-        "'int_events_quarantined') group by all order by all"
+        "'int_delivery_envelopes_aggregated', 'int_events_quarantined') group by all order by all"
     )
     upgraded = [
         ("int_delivery_envelopes_aggregated", 1, 1),
         ("int_events_quarantined", 1, 1),  # a table, rebuilt at every build
         ("int_learner_course_progress_aggregated", 4, 1),
         ("int_learner_events_deduplicated", 2, 1),
-        ("int_team_memberships_resolved", 0, 1),
     ]
     assert query(warehouse, checks) == upgraded
     with duckdb.connect(str(warehouse)) as con:
