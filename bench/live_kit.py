@@ -41,6 +41,26 @@ READY_LINE = "live: watching"
 COMPLETED = "learner.course.completed"
 
 
+@contextlib.contextmanager
+def instance_at(home: Path) -> Iterator[DagsterInstance]:
+    """The Dagster instance of ``home``, opened as a deployment's processes open it: with
+    ``DAGSTER_HOME`` set to ``home`` (the project's event log storage finds its files from that
+    variable), restored afterwards."""
+    import dagster as dg  # here: the traffic side of a bench need not load Dagster
+
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        instance = dg.DagsterInstance.get()
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+    with instance:
+        yield instance
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,23 +122,9 @@ class Deployment(Workspace):
         shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", deployment.dagster_home)
         return deployment
 
-    @contextlib.contextmanager
-    def instance(self) -> Iterator[DagsterInstance]:
-        """The deployment's Dagster instance, opened as its processes open it (``DAGSTER_HOME``
-        set to its home: the project's event log storage finds its files from that variable)."""
-        import dagster as dg  # here: the traffic side of a bench need not load Dagster
-
-        before = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
-        try:
-            instance = dg.DagsterInstance.get()
-        finally:
-            if before is None:
-                del os.environ["DAGSTER_HOME"]
-            else:
-                os.environ["DAGSTER_HOME"] = before
-        with instance:
-            yield instance
+    def instance(self) -> contextlib.AbstractContextManager[DagsterInstance]:
+        """The deployment's Dagster instance (see :func:`instance_at`)."""
+        return instance_at(self.dagster_home)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, **super().env()}

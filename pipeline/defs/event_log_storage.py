@@ -109,7 +109,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         seen = self._asset_key_columns_seen
         if column_name not in seen and super()._has_asset_key_col_on_connection(conn, column_name):
             seen.add(column_name)
-        return column_name in self._asset_key_columns_seen
+        return column_name in seen
 
     def _forget(self, shards: list[str]) -> None:
         with self._db_lock:

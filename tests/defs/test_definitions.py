@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from bench.live_kit import instance_at
 from pipeline.definitions import build_definitions
 from pipeline.defs.assets import EXPORTS, RAW_EVENTS, WAREHOUSE_POOL
 from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
@@ -191,12 +192,11 @@ def test_workspace_yaml_and_the_dg_project_name_the_same_code_location(tmp_path:
 
 
 def test_instance_starts_one_warehouse_run_at_a_time_through_a_run_granularity_pool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # as every process of the deployment
 
-    with dg.DagsterInstance.get() as instance:
+    with instance_at(tmp_path) as instance:
         pools = instance.get_concurrency_config().pool_config
 
     assert pools.pool_granularity.value == "run"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from bench.live_kit import instance_at
 from pipeline.defs import event_log_storage
 from pipeline.defs.event_log_storage import RUN_SHARDS_KEPT_OPEN, PooledSqliteEventLogStorage
 from pipeline.settings import REPO_ROOT
@@ -37,15 +36,6 @@ def write_home(home: Path, *, pooled: bool) -> None:
     (home / "dagster.yaml").write_text(text)
 
 
-@contextmanager
-def instance_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    with monkeypatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(home))
-        instance = dg.DagsterInstance.get()
-    with instance:
-        yield instance
-
-
 def materialize(instance: dg.DagsterInstance) -> str:
     result = dg.materialize([lessons, lessons_are_counted], instance=instance)
     assert result.success
@@ -67,11 +57,11 @@ def open_run_databases(home: Path) -> set[str]:
 
 
 def test_the_project_instance_stores_its_events_under_history_runs_through_the_pooled_storage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     write_home(tmp_path, pooled=True)
 
-    with instance_at(tmp_path, monkeypatch) as instance:
+    with instance_at(tmp_path) as instance:
         run_id = materialize(instance)
         storage = instance.event_log_storage
         stored = instance.get_latest_materialization_event(lessons.key)
@@ -84,15 +74,15 @@ def test_the_project_instance_stores_its_events_under_history_runs_through_the_p
 
 @pytest.mark.parametrize("first", ["pooled", "dagster's own"])
 def test_either_class_reads_what_the_other_stored_so_switching_needs_no_migration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str
+    tmp_path: Path, first: str
 ) -> None:
     write_home(tmp_path, pooled=first == "pooled")
-    with instance_at(tmp_path, monkeypatch) as instance:
+    with instance_at(tmp_path) as instance:
         run_id = materialize(instance)
         logs = [entry.dagster_event_type for entry in instance.all_logs(run_id)]
 
     write_home(tmp_path, pooled=first != "pooled")
-    with instance_at(tmp_path, monkeypatch) as instance:
+    with instance_at(tmp_path) as instance:
         read = [entry.dagster_event_type for entry in instance.all_logs(run_id)]
         materialization = instance.get_latest_materialization_event(lessons.key)
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
@@ -107,12 +97,10 @@ def test_either_class_reads_what_the_other_stored_so_switching_needs_no_migratio
     assert latest is not None and latest.run_id == later
 
 
-def test_a_long_lived_process_keeps_only_the_newest_run_databases_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_long_lived_process_keeps_only_the_newest_run_databases_open(tmp_path: Path) -> None:
     write_home(tmp_path, pooled=True)
 
-    with instance_at(tmp_path, monkeypatch) as instance:
+    with instance_at(tmp_path) as instance:
         run_ids = [materialize(instance) for _ in range(RUN_SHARDS_KEPT_OPEN + 3)]
         open_while_running = open_run_databases(tmp_path)
     after_dispose = open_run_databases(tmp_path)
@@ -121,12 +109,10 @@ def test_a_long_lived_process_keeps_only_the_newest_run_databases_open(
     assert after_dispose == set()
 
 
-def test_a_deleted_run_leaves_no_database_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_deleted_run_leaves_no_database_open(tmp_path: Path) -> None:
     write_home(tmp_path, pooled=True)
 
-    with instance_at(tmp_path, monkeypatch) as instance:
+    with instance_at(tmp_path) as instance:
         kept, deleted = materialize(instance), materialize(instance)
         instance.delete_run(deleted)
         still_open = open_run_databases(tmp_path)
