@@ -32,7 +32,7 @@ class Settings:
     max_body_bytes: int
     engine: str
     # The live worker (`edume-pipeline live`, pipeline/live/worker.py).
-    live_poll_s: float = 0.5  # EDUME_LIVE_POLL_S: how often it looks for sealed segments
+    live_poll_s: float = 0.1  # EDUME_LIVE_POLL_S: how often it looks for sealed segments
     live_refresh_s: float = 3600.0  # EDUME_LIVE_REFRESH_S: how old the live worker's as_of gets
     run_retention_days: float = 7.0  # EDUME_RUN_RETENTION_DAYS: its Dagster runs (0: keep all)
     segment_retention_days: float = 30.0  # EDUME_SEGMENT_RETENTION_DAYS: loaded segments (0: keep)

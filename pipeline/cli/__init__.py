@@ -49,7 +49,7 @@ ENVIRONMENT: dict[str, str] = {
     "EDUME_ENGINE": "duckdb (default) or spark: the engine dbt builds the marts on",
     "EDUME_SPARK_DIR": "Spark's metastore and tables (default spark/ beside the warehouse)",
     "EDUME_SPARK_MASTER": "the Spark master (default local[*])",
-    "EDUME_LIVE_POLL_S": "live: how often to look for new landed segments (default 0.5)",
+    "EDUME_LIVE_POLL_S": "live: how often to look for new landed segments (default 0.1)",
     "EDUME_SENSOR_INTERVAL_S": "Dagster's landing sensor tick (default 5; up sets 60)",
     "EDUME_LIVE_REFRESH_S": "live: rebuild the date-dependent columns when idle this long (3600)",
     "EDUME_RUN_RETENTION_DAYS": "live: days of Dagster run history kept (default 7; 0 keeps all)",

@@ -1,6 +1,6 @@
 """``edume-pipeline live``: the warm worker that keeps the marts and exports fresh in seconds.
 
-Watches the landing dir every ``EDUME_LIVE_POLL_S`` (default 0.5 s) and runs one in-process Dagster
+Watches the landing dir every ``EDUME_LIVE_POLL_S`` (default 0.1 s) and runs one in-process Dagster
 micro-batch (load -> dbt build -> export) per newly sealed landing, at most one pending at a time;
 measures the time-dependent columns (``as_of``) at its latest as_of refresh, and moves that to now
 every ``EDUME_LIVE_REFRESH_S`` (default 3600 s), with the next batch or, when idle, by rebuilding

@@ -9,9 +9,13 @@ logs, visible in the UI.
 
 The loop (:meth:`LiveWorker.run_forever`):
 
-- every ``poll_s`` (default 0.5 s) it asks :func:`pipeline.loader.landing_watch.new_segments` which
+- every ``poll_s`` (default 0.1 s) it asks :func:`pipeline.loader.landing_watch.new_segments` which
   segments were sealed since the last look (one ``stat`` per partition; only changed partitions
-  are listed);
+  are listed). Finding none, it asks the receiver to seal what it holds at once
+  (:func:`pipeline.loader.landing_watch.request_seal`): a delivery that finds the worker waiting
+  is loaded without waiting for the receiver's idle seal, and one that arrives during a batch is
+  sealed when the batch ends. A busy worker asks nothing: under load a segment holds a batch's
+  worth of lines;
 - when there are some, ONE batch runs, and it loads everything sealed before its load starts.
   Segments sealed meanwhile wait on disk; the next look finds them. So at most one batch is ever
   pending, and a batch never waits behind another;
@@ -77,7 +81,7 @@ from pipeline.defs.assets import DBT_OP
 from pipeline.defs.jobs import AS_OF_REFRESH_JOB, PIPELINE_JOB
 from pipeline.defs.resources import edume_dbt_project, prepare_dbt_project
 from pipeline.live.presence import hold_live_presence
-from pipeline.loader.landing_watch import Cursor, new_segments
+from pipeline.loader.landing_watch import Cursor, new_segments, request_seal
 from pipeline.receiver.landing_format import PARTITION_PREFIX
 from pipeline.settings import Settings
 from pipeline.warehouse_lock import warehouse_lock
@@ -335,6 +339,7 @@ class LiveWorker:
                     retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, self.options.refresh_s)
                 continue  # look again at once: segments sealed during the batch are waiting
+            request_seal(self.landing)  # nothing to do: have what the receiver holds sealed now
             self.stop.wait(self.options.poll_s)
 
     def _off_main_thread(self, batch: Callable[[], BatchReport | None]) -> BatchReport | None:

@@ -10,16 +10,20 @@ glob of months of segments; the landing sensor and the live worker both use it.
 
 A missed segment is never lost: the loader loads every sealed, unloaded segment whatever
 triggered it. The watch only decides WHEN a load is worth starting.
+
+A consumer that found nothing can also ask the receiver to seal at once (:func:`request_seal`)
+instead of waiting for its idle seal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.receiver.landing_format import PARTITION_PREFIX, SEALED_SUFFIX
+from pipeline.receiver.landing_format import PARTITION_PREFIX, SEAL_REQUEST, SEALED_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,17 @@ def new_segments(landing_dir: Path, cursor: Cursor) -> tuple[list[str], Cursor]:
     if newest == cursor.ctime_ns:
         names_at |= set(cursor.names_at)
     return [n for _, n in fresh], Cursor(newest, tuple(sorted(names_at)))
+
+
+def request_seal(landing_dir: Path) -> bool:
+    """Ask every landing writer to seal the segments it holds now (the request file's mtime set
+    to this moment; see :mod:`pipeline.receiver.landing`, "Seal requests"). False if the landing
+    dir cannot take it (missing, read-only): the writers then seal by their own clocks."""
+    now_ns = time.time_ns()
+    path = landing_dir / SEAL_REQUEST
+    try:
+        path.touch()  # made once; then only its time moves
+        os.utime(path, ns=(now_ns, now_ns))
+    except OSError:
+        return False
+    return True

@@ -12,11 +12,22 @@ Segments are ``<landing>/received_date=YYYY-MM-DD/<segment_id>.ndjson.open`` whi
 are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_segment_bytes``, when
 they are ``max_segment_age_s`` old, when no line was appended for ``idle_seal_s`` (if set: under a
 trickle the loader then sees each delivery within seconds, while under load lines keep coming and
-segments grow to the size or age limit), and on :meth:`LandingWriter.close`. A line's partition is
+segments grow to the size or age limit), on request (below), and on :meth:`LandingWriter.close`.
+A line's partition is
 its own ``received_at`` date. Segment ids carry host, pid and a random token, so several writers
 (several receivers behind a load balancer, the simulator) can share one landing directory; each
 holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
 writer's segment from one a crashed process left behind.
+
+**Seal requests.** A consumer that has caught up and waits for data (the live worker) sets the
+mtime of ``<landing>/_seal_request`` to the current time
+(:func:`pipeline.loader.landing_watch.request_seal`). While the idle seal is on, each lane that
+holds lines looks at that file every ``SEAL_REQUEST_CHECK_S`` and seals every segment it opened
+at or before the request, without waiting for the idle seal (lines appended after the request go
+in too: they are as welcome). A busy consumer asks nothing; it asks when a batch ends and nothing
+is sealed, so this adds at most one segment per lane per batch, and under load segments hold a
+batch's worth of lines (or seal by size or age first). With the idle seal off, requests are
+ignored too: segments seal by size and age only.
 
 Usable outside the server (the simulator and tests land files through it)::
 
@@ -56,6 +67,7 @@ from pipeline.receiver.landing_format import (
     OPEN_SUFFIX,
     PARTITION_PREFIX,
     REJECTS_DIR,
+    SEAL_REQUEST,
     SEALED_SUFFIX,
     parse_line,
 )
@@ -64,6 +76,7 @@ DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SEGMENT_AGE_S = 60.0
 DEFAULT_IDLE_SEAL_S = 1.0  # what the server uses (serve --segment-idle-seal); the library: off
 DEFAULT_LANES = 1  # the server asks for 8 (serve --landing-lanes)
+SEAL_REQUEST_CHECK_S = 0.05  # how often a lane holding lines looks for a seal request
 _MAX_ROUND_BYTES = 8 * 1024 * 1024  # one round's write; bounds the latency of a huge backlog
 _WRITE_ALL_CHUNK_BYTES = 4 * 1024 * 1024
 _LINE_PREFIX = b'{"received_at":"'  # format_line writes received_at first, so the date is here
@@ -132,6 +145,7 @@ class _Segment:
     opened_at: float
     last_line_at: float  # when a line was last appended (monotonic), for the idle seal
     durable_size: int = 0
+    opened_ns: int = 0  # when it was opened on the wall clock (time.time_ns), for seal requests
 
 
 @dataclass
@@ -330,6 +344,7 @@ class _Lane:
     def __init__(self, writer: LandingWriter) -> None:
         self.writer = writer
         self.segments: dict[str, _Segment] = {}
+        self.request_checked_at = 0.0  # monotonic time of the last look for a seal request
 
     def run(self) -> None:
         stopping = False
@@ -377,7 +392,21 @@ class _Lane:
         if not self.segments:
             return 1.0
         due = min(self._seal_due_at(segment) for segment in self.segments.values())
+        if self.writer.idle_seal_s is not None:  # lines wait: look for a seal request soon
+            due = min(due, self.request_checked_at + SEAL_REQUEST_CHECK_S)
         return max(0.01, min(1.0, due - time.monotonic()))
+
+    def _seal_request_ns(self, now: float) -> int | None:
+        """When a consumer last asked for a seal (the request file's mtime, wall clock ns), or
+        None: no request, the idle seal is off, or this lane looked less than
+        ``SEAL_REQUEST_CHECK_S`` ago."""
+        if self.writer.idle_seal_s is None or now < self.request_checked_at + SEAL_REQUEST_CHECK_S:
+            return None
+        self.request_checked_at = now
+        try:
+            return os.stat(self.writer.landing_dir / SEAL_REQUEST).st_mtime_ns
+        except OSError:
+            return None
 
     def _commit(self, round_: list[_Pending]) -> None:
         by_partition: dict[str, list[_Pending]] = {}
@@ -436,7 +465,7 @@ class _Lane:
                 path.unlink()
             raise
         now = time.monotonic()
-        segment = _Segment(segment_id, path, fd, opened_at=now, last_line_at=now)
+        segment = _Segment(segment_id, path, fd, now, now, opened_ns=time.time_ns())
         self.segments[partition] = segment
         return segment
 
@@ -454,8 +483,14 @@ class _Lane:
 
     def _seal_expired(self) -> None:
         now = time.monotonic()
+        requested_ns = self._seal_request_ns(now) if self.segments else None
         for partition, segment in list(self.segments.items()):
-            if now >= self._seal_due_at(segment):
+            asked = (
+                requested_ns is not None
+                and segment.durable_size > 0
+                and segment.opened_ns <= requested_ns
+            )
+            if asked or now >= self._seal_due_at(segment):
                 try:
                     self._seal(partition)
                 except OSError:  # stays open-named; recovery seals it at the next start

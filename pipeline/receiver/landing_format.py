@@ -51,6 +51,9 @@ OPEN_SUFFIX = ".ndjson.open"
 PARTITION_PREFIX = "received_date="
 SEALED_GLOB = f"{PARTITION_PREFIX}*/*{SEALED_SUFFIX}"
 REJECTS_DIR = "_rejects"
+# A consumer waiting for data asks the writers to seal at once by setting this file's mtime
+# (pipeline.loader.landing_watch.request_seal; pipeline.receiver.landing honours it).
+SEAL_REQUEST = "_seal_request"
 AUTH_MODES = ("hmac", "bearer", "hmac+bearer")
 SIGNATURE_FORMS = ("raw", "reserialized")
 FORMAT_VERSION = 3

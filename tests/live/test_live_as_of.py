@@ -10,7 +10,6 @@ several buckets. No timing is asserted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,10 +17,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from bench.live_kit import settings_under
 from pipeline import export_bucketed
-from pipeline.defs.resources import edume_dbt_project
-from pipeline.live.worker import LiveOptions, LiveWorker, build_worker
+from pipeline.live.worker import LiveWorker
 from pipeline.simulator.deliveries import Noise, stream_bodies
 from pipeline.simulator.generate import default_end, journeys
 from pipeline.simulator.post import land_bodies
@@ -47,16 +44,9 @@ def progress_files(exports: Path) -> list[Path]:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveWorker]:
+def worker(live_worker: LiveWorker, monkeypatch: pytest.MonkeyPatch) -> LiveWorker:
     monkeypatch.setattr(export_bucketed, "ROWS_PER_BUCKET", 4)
-    settings = settings_under(tmp_path)
-    project = edume_dbt_project(None, tmp_path / "dbt_target")
-    # Entered, as the worker enters its own (`with open_instance()`): resolving the Definitions
-    # reads the current instance's defs-state storage. Once in CI (make test, 2 workers) that was
-    # the storage of an instance an earlier test of the same process had left, already collected
-    # ("undefined DagsterInstance weakref"); entering this one makes it the current one.
-    with dg.DagsterInstance.ephemeral() as instance:
-        yield build_worker(settings, instance, LiveOptions(), project, log=lambda _: None)
+    return live_worker
 
 
 def test_batches_share_as_of_until_a_refresh_moves_it(worker: LiveWorker) -> None:

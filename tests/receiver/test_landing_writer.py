@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.loader.landing_watch import request_seal
 from pipeline.receiver import landing
 from pipeline.receiver.landing import LandingWriter, line_partition, recover
 from pipeline.receiver.landing_format import (
@@ -140,6 +141,33 @@ def test_without_an_idle_seal_a_quiet_segment_stays_open(tmp_path: Path) -> None
         time.sleep(1.5)
         assert writer.stats.sealed_segments == 0
         assert len(list(tmp_path.rglob(f"*{OPEN_SUFFIX}"))) == 1
+
+
+def test_a_seal_request_seals_what_the_lanes_hold_long_before_their_idle_seal(
+    tmp_path: Path,
+) -> None:
+    # Age and idle seal an hour away: only the request can seal these while the writer runs.
+    with LandingWriter(tmp_path, max_segment_age_s=3600, idle_seal_s=3600, lanes=2) as writer:
+        writer.write_all([_line(1)])
+        assert request_seal(tmp_path)
+        [first] = _wait_for_sealed(tmp_path, 1)
+        assert first.read_bytes() == _line(1)
+        # A segment opened after the request waits for the next one.
+        writer.write_all([_line(2)])
+        time.sleep(10 * landing.SEAL_REQUEST_CHECK_S)
+        assert len(list(tmp_path.glob(SEALED_GLOB))) == 1
+        assert request_seal(tmp_path)
+        assert len(_wait_for_sealed(tmp_path, 2)) == 2
+        assert writer.stats.sealed_segments == 2
+
+
+def test_without_an_idle_seal_a_seal_request_is_ignored(tmp_path: Path) -> None:
+    with LandingWriter(tmp_path, max_segment_age_s=3600, lanes=1) as writer:
+        writer.write_all([_line(1)])
+        assert request_seal(tmp_path)
+        time.sleep(10 * landing.SEAL_REQUEST_CHECK_S)  # the lane wakes up on its own meanwhile
+        assert writer.stats.sealed_segments == 0
+    assert not request_seal(tmp_path / "missing")  # nowhere to ask: no error, the answer is no
 
 
 def test_two_writers_in_one_landing_dir_never_share_a_segment(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """A real receiver seals a segment that got no line for ``--segment-idle-seal`` seconds
-(``EDUME_SEGMENT_IDLE_SEAL_S``), so the loader sees a trickle of deliveries within seconds."""
+(``EDUME_SEGMENT_IDLE_SEAL_S``), so the loader sees a trickle of deliveries within seconds, and
+at once when a waiting consumer asks (``request_seal``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from receiver_kit import SECRET, event, landed, metric, post, signed_headers
 
+from pipeline.loader.landing_watch import request_seal
 from pipeline.receiver.landing_format import SEALED_GLOB
 from pipeline.receiver.process import ReceiverProcess
 
@@ -36,6 +38,18 @@ def test_an_idle_segment_is_sealed_by_the_flag_while_its_age_limit_is_an_hour_aw
         assert post(receiver.webhook_url, second, signed_headers(second)).status == 204
         assert sorted(_sealed_bodies(receiver.landing_dir, 2)) == sorted([first, second])
         assert len(list(receiver.landing_dir.glob(SEALED_GLOB))) == 2  # a segment each
+
+
+def test_a_seal_request_seals_a_delivery_its_idle_seal_would_keep_for_an_hour(
+    tmp_path: Path,
+) -> None:
+    args = ["--segment-max-age", "3600", "--segment-idle-seal", "3600"]  # 8 lanes, as served
+    with ReceiverProcess(tmp_path / "landing", secrets=[SECRET], args=args) as receiver:
+        bodies = [event(n) for n in range(4, 20)]
+        for body in bodies:
+            assert post(receiver.webhook_url, body, signed_headers(body)).status == 204
+        assert request_seal(receiver.landing_dir)
+        assert sorted(_sealed_bodies(receiver.landing_dir, len(bodies))) == sorted(bodies)
 
 
 def test_the_idle_seal_is_read_from_the_environment(tmp_path: Path) -> None:
