@@ -13,11 +13,10 @@ are sealed by atomic rename to ``<segment_id>.ndjson`` when they reach ``max_seg
 they are ``max_segment_age_s`` old, when no line was appended for ``idle_seal_s`` (if set: under a
 trickle the loader then sees each delivery within seconds, while under load lines keep coming and
 segments grow to the size or age limit), on request (below), and on :meth:`LandingWriter.close`.
-A line's partition is
-its own ``received_at`` date. Segment ids carry host, pid and a random token, so several writers
-(several receivers behind a load balancer, the simulator) can share one landing directory; each
-holds an exclusive ``flock`` on its open segments, which is how :func:`recover` tells a live
-writer's segment from one a crashed process left behind.
+A line's partition is its own ``received_at`` date. Segment ids carry host, pid and a random
+token, so several writers (several receivers behind a load balancer, the simulator) can share one
+landing directory; each holds an exclusive ``flock`` on its open segments, which is how
+:func:`recover` tells a live writer's segment from one a crashed process left behind.
 
 **Seal requests.** A consumer that has caught up and waits for data (the live worker) sets the
 mtime of ``<landing>/_seal_request`` to the current time
@@ -465,7 +464,9 @@ class _Lane:
                 path.unlink()
             raise
         now = time.monotonic()
-        segment = _Segment(segment_id, path, fd, now, now, opened_ns=time.time_ns())
+        segment = _Segment(
+            segment_id, path, fd, opened_at=now, last_line_at=now, opened_ns=time.time_ns()
+        )
         self.segments[partition] = segment
         return segment
 

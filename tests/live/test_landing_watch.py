@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bench.synthetic import event_body, landed_lines, write_segment
+from pipeline.loader import landing_watch
 from pipeline.loader.landing_watch import Cursor, new_segments
 from pipeline.receiver.landing_format import OPEN_SUFFIX
 
@@ -55,3 +60,46 @@ def test_open_segments_and_a_missing_landing_dir_report_nothing(tmp_path: Path) 
 
     assert new_segments(tmp_path, Cursor())[0] == []
     assert new_segments(tmp_path / "absent", Cursor())[0] == []
+
+
+def _count_partition_listings(monkeypatch: pytest.MonkeyPatch, landing: Path) -> list[str]:
+    """Records each listing of a partition directory (not of the landing dir itself)."""
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counting(path: str) -> Iterator[os.DirEntry[str]]:
+        if Path(path) != landing:
+            listed.append(Path(path).name)
+        return scandir(path)
+
+    monkeypatch.setattr(landing_watch.os, "scandir", counting)
+    return listed
+
+
+def test_a_settled_partition_is_not_listed_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(landing_watch, "SETTLED_AFTER_NS", 0)  # every listing counts as settled
+    first = seal(tmp_path, "a")
+    listed = _count_partition_listings(monkeypatch, tmp_path)
+    found, cursor = new_segments(tmp_path, Cursor())
+    assert (found, len(listed)) == ([first], 1)
+
+    assert new_segments(tmp_path, cursor)[0] == []
+    assert len(listed) == 1  # the partition holding the newest segment was not listed again
+
+    second = seal(tmp_path, "b")
+    assert new_segments(tmp_path, cursor)[0] == [second]
+    assert len(listed) == 2
+
+
+def test_a_partition_changed_just_before_a_look_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A change in the same clock tick as a listing may leave the directory's mtime unmoved: a
+    # listing that came within SETTLED_AFTER_NS of the change is not trusted to have seen it all.
+    seal(tmp_path, "a")
+    listed = _count_partition_listings(monkeypatch, tmp_path)
+    _, cursor = new_segments(tmp_path, Cursor())
+    new_segments(tmp_path, cursor)
+    assert len(listed) == 2
