@@ -44,6 +44,9 @@ OWNERS = ["team:data-platform"]
 # Models, seeds and data tests; dbt's unit tests check SQL logic on fixed inputs, not the data,
 # so they run in the test suite (tests/dbt) as dbt recommends, not in every production build.
 DBT_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+AS_OF_TAG = "as_of"  # the dbt tag of models whose columns depend on var('as_of')
+# Materialization metadata of a view or seed a live batch left as it was (see reusable_nodes).
+REBUILT_METADATA = "edume/rebuilt"
 # The dbt step logs one line per model or seed built to this plain Python logger, which the
 # `materialize` progress view reads. Not the run's log: each line there would be one more event
 # stored in Dagster's event log (~10 ms each on SQLite), for every model, on every micro-batch.
@@ -172,17 +175,40 @@ def dbt_group(dbt_resource_props: Mapping[str, Any]) -> str:
 class DbtBuildConfig(dg.Config):
     """Run config of the dbt step: ``materialize --full-refresh`` sets ``full_refresh``; the live
     worker sets ``live_as_of`` (dbt var ``live_as_of``: "now" for the time-dependent marts when
-    var ``as_of`` is not pinned), the moment of its latest as_of refresh."""
+    var ``as_of`` is not pinned), the moment of its latest as_of refresh, and ``reuse_views`` once
+    it has built every node of this manifest (:func:`reusable_nodes`)."""
 
     full_refresh: bool = False
     live_as_of: str | None = None
+    reuse_views: bool = False
 
-    def dbt_args(self) -> list[str]:
+    def dbt_args(self, reused: Sequence[str] = ()) -> list[str]:
+        """``reused``: names of the nodes dbt leaves out (their tests, selected directly by the
+        whole-graph selection, still run: no test is left out along with its model)."""
         return [
             *DBT_BUILD_ARGS,
             *(["--full-refresh"] if self.full_refresh else []),
             *(["--vars", json.dumps({"live_as_of": self.live_as_of})] if self.live_as_of else []),
+            *(["--exclude", " ".join(reused), "--indirect-selection", "empty"] if reused else []),
         ]
+
+
+def reusable_nodes(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The nodes a long-lived process need not rebuild once it has built them from ``manifest``
+    (unique_id -> name): views whose SQL does not depend on ``as_of`` (not tagged ``as_of``), and
+    seeds. A view reads its inputs when it is queried, so it shows each batch's data as it is;
+    only a new manifest (a changed project, which needs a restart of the process) changes one.
+    Recreating them cost a micro-batch about 15 dbt nodes of DDL (``bench/microbatch.py``)."""
+    return {
+        unique_id: node["name"]
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] == "seed"
+        or (
+            node["resource_type"] == "model"
+            and node["config"].get("materialized") == "view"
+            and AS_OF_TAG not in node["tags"]
+        )
+    }
 
 
 def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
@@ -207,11 +233,15 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     (:mod:`pipeline.defs.dbt_in_process`): no process start and no parse per batch.
     """
 
+    manifest = json.loads(Path(project.manifest_path).read_text())
+    reusable = reusable_nodes(manifest)
+    translator = EdumeDbtTranslator()
+
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
         name=DBT_OP,
-        dagster_dbt_translator=EdumeDbtTranslator(),
+        dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
     )
     def edume_dbt_models(
@@ -223,15 +253,55 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # dagster-dbt hands dbt this process's environment: profiles.yml needs an absolute
         # warehouse path and the engine, whatever directory dbt runs in.
         os.environ.update(paths.dbt_env())
+        # Only with the whole graph selected: a subset's tests come from indirect selection.
+        reused = reusable if config.reuse_views and not context.is_subset else {}
         with warehouse_lock(paths.warehouse_path, on_wait=context.log.warning):
             invocation = dbt.cli(
-                config.dbt_args(),
+                config.dbt_args(sorted(reused.values())),
                 context=context,
                 target_path=Path(project.target_path),
             )
-            yield from _log_progress(context, _asset_events(invocation, context))
+            events = _asset_events(invocation, context)
+            if reused:
+                events = _with_reused(events, reused, manifest, translator, project)
+            yield from _log_progress(context, events)
 
     return edume_dbt_models
+
+
+def _with_reused(
+    events: Iterator[Any],
+    reused: Mapping[str, str],
+    manifest: Mapping[str, Any],
+    translator: DagsterDbtTranslator,
+    project: DbtProject,
+) -> Iterator[Any]:
+    """``events``, plus a materialization of each ``reused`` node (marked not rebuilt) as soon as
+    the nodes it reads from are reported: what dbt left in place holds this batch's data too, so
+    the graph must not show it behind its inputs, and Dagster wants a step's assets reported in
+    dependency order."""
+    built = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] != "test"}
+    waiting = {
+        uid: set(manifest["nodes"][uid]["depends_on"].get("nodes", [])) & built for uid in reused
+    }
+    reported: set[str] = set()
+
+    def ready() -> Iterator[Any]:
+        while due := sorted(uid for uid, parents in waiting.items() if parents <= reported):
+            for unique_id in due:
+                del waiting[unique_id]
+                reported.add(unique_id)
+                yield dg.MaterializeResult(
+                    asset_key=translator.get_asset_spec(manifest, unique_id, project).key,
+                    metadata={"unique_id": unique_id, REBUILT_METADATA: False},
+                )
+
+    yield from ready()
+    for event in events:
+        yield event
+        if isinstance(event, dg.Output | dg.AssetMaterialization):
+            reported.add(_metadata_text(event, "unique_id") or "")
+            yield from ready()
 
 
 def _asset_events(invocation: DbtCliInvocation, context: dg.AssetExecutionContext) -> Iterator[Any]:

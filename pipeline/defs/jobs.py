@@ -9,11 +9,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import build_dbt_asset_selection
 
-from pipeline.defs.assets import EXPORTS
+from pipeline.defs.assets import AS_OF_TAG, EXPORTS
 
 PIPELINE_JOB = "edume_pipeline"
 AS_OF_REFRESH_JOB = "edume_as_of_refresh"
-AS_OF_TAG = "as_of"  # the dbt tag of models whose columns depend on var('as_of')
 # What define_asset_job returns: an asset job resolved when the Definitions load. Dagster exports
 # no name for its type (it lives in dagster._core, which this project does not import).
 AssetJob = Any

@@ -181,6 +181,9 @@ class LiveWorker:
         self.stop = threading.Event()
         self.as_of: str | None = None  # dbt var live_as_of: None until the first run
         self.as_of_moved = time.monotonic()
+        # Every node built from this process's manifest by its latest pipeline run: the next
+        # one leaves the views that cannot have changed in place (assets.reusable_nodes).
+        self.views_built = False
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -281,14 +284,17 @@ class LiveWorker:
         refresh: bool,
     ) -> BatchReport:
         as_of = self._next_as_of(refresh)
+        reuse = self.views_built and job is self.job
         result = job.execute_in_process(
-            run_config={"ops": {DBT_OP: {"config": {"live_as_of": as_of}}}},
+            run_config={"ops": {DBT_OP: {"config": {"live_as_of": as_of, "reuse_views": reuse}}}},
             instance=self.instance,
             tags=tags,
             raise_on_error=False,
         )
         if result.success and as_of != self.as_of:  # a failed move is tried again
             self.as_of, self.as_of_moved = as_of, time.monotonic()
+        if job is self.job:  # after a failure everything is rebuilt: a view may have gone
+            self.views_built = result.success
         report = BatchReport(kind, result.run_id, result.success, seen, decided, 0.0)
         _fill_timings(report, self.instance, result.run_id, decided)
         for event in result.all_events:
