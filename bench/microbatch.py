@@ -17,10 +17,12 @@ are meaningful on a shared machine; absolute seconds are not.
 
 ``--baseline-ref REF`` adds a side: the dbt project of git revision ``REF`` (extracted with
 ``git archive``), run by this code, on its own copy of each generated warehouse, so a change to
-the dbt project is measured against the same run's baseline.
+the dbt project is measured against the same run's baseline. ``--reuse both`` adds a side whose
+worker rebuilds every view and seed at every batch (``LiveOptions.reuse_views`` off) on the same
+warehouse, taking turns with the one that leaves them in place, as ``live`` does.
 
     .venv/bin/python bench/microbatch.py [--sizes 100000 1000000 [5000000]] [--batches 3]
-        [--dbt in-process|subprocess|both] [--baseline-ref REF]
+        [--dbt in-process|subprocess|both] [--reuse yes|no|both] [--baseline-ref REF]
 """
 
 from __future__ import annotations
@@ -68,10 +70,15 @@ class Side:
     mode: str
     ref: str | None = None
     project_dir: Path | None = None
+    reuse: bool = True  # LiveOptions.reuse_views
 
     @property
     def label(self) -> str:
-        return self.mode + (f" @{self.ref}" if self.ref else "")
+        return (
+            self.mode
+            + ("" if self.reuse else " rebuilding views")
+            + (f" @{self.ref}" if self.ref else "")
+        )
 
 
 def increment_bodies(warehouse: Path, batch: int, events: int) -> list[bytes]:
@@ -119,7 +126,7 @@ def built_workers(root: Path, events: int, sides: list[Side]) -> dict[Side, Live
         workers[side] = worker = build_worker(  # as `live` builds one
             settings,
             open_instance(),
-            LiveOptions(dbt_in_process=side.mode == "in-process"),
+            LiveOptions(dbt_in_process=side.mode == "in-process", reuse_views=side.reuse),
             project,
             log=lambda _line: None,
         )
@@ -174,13 +181,22 @@ def main(argv: list[str] | None = None) -> int:
         "warehouse gets batches of each in turn, the subprocess being the same-run baseline",
     )
     parser.add_argument(
+        "--reuse",
+        choices=["yes", "no", "both"],
+        default="yes",
+        help="whether a batch leaves the views and seeds it built in place (default yes, as "
+        "`live` does); both: each size's warehouse gets batches of each in turn",
+    )
+    parser.add_argument(
         "--baseline-ref",
         default=None,
         help="also run the dbt project of this git revision (e.g. HEAD~1), side by side",
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     args = parser.parse_args(argv)
-    sides = [Side(mode) for mode in (MODES if args.dbt == "both" else [args.dbt])]
+    reuses = {"yes": [True], "no": [False], "both": [True, False]}[args.reuse]
+    modes = MODES if args.dbt == "both" else (args.dbt,)
+    sides = [Side(mode, reuse=reuse) for mode in modes for reuse in reuses]
     with tempfile.TemporaryDirectory(prefix="edume-microbatch-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         # The runs are stored as the deployment stores them (SQLite under a DAGSTER_HOME with
@@ -191,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DAGSTER_HOME"] = str(home)
         if args.baseline_ref:
             tree = source_tree(args.baseline_ref, work / "baseline")
-            sides += [Side(s.mode, args.baseline_ref, tree / "dbt_project") for s in sides]
+            sides += [Side(s.mode, args.baseline_ref, tree / "dbt_project", s.reuse) for s in sides]
         workers = {
             (events, side): worker
             for events in args.sizes

@@ -19,6 +19,11 @@ The loop (:meth:`LiveWorker.run_forever`):
 - when there are some, ONE batch runs, and it loads everything sealed before its load starts.
   Segments sealed meanwhile wait on disk; the next look finds them. So at most one batch is ever
   pending, and a batch never waits behind another;
+- after a successful batch, the next leaves in place the views (except those tagged ``as_of``) and
+  seeds it built (:func:`pipeline.defs.assets.reusable_nodes`): only a new dbt manifest, that is
+  a restart, changes them, and a view reads each batch's data as it is. Their tests still run,
+  and the run reports them materialized and not rebuilt. After a failed batch the next rebuilds
+  everything;
 - a batch whose segments the manifest (``raw.edume_loaded_segments``) already lists is skipped
   without a run: no run starts with nothing new. The check and the run hold the warehouse lock
   together, so ``materialize`` by hand waits instead of slipping in between;
@@ -115,6 +120,9 @@ class LiveOptions:
     # dbt inside the worker's process (DuckDB; pipeline.defs.dbt_in_process), else a subprocess
     # per batch as in any Dagster run: the benches measure one against the other.
     dbt_in_process: bool = True
+    # After a successful batch, leave the views and seeds it built in place (reusable_nodes);
+    # else rebuild them at every batch: bench/microbatch.py --reuse both measures the two.
+    reuse_views: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, stats_path: Path | None = None) -> LiveOptions:
@@ -284,7 +292,7 @@ class LiveWorker:
         refresh: bool,
     ) -> BatchReport:
         as_of = self._next_as_of(refresh)
-        reuse = self.views_built and job is self.job
+        reuse = self.options.reuse_views and self.views_built and job is self.job
         result = job.execute_in_process(
             run_config={"ops": {DBT_OP: {"config": {"live_as_of": as_of, "reuse_views": reuse}}}},
             instance=self.instance,
