@@ -198,7 +198,7 @@ def reusable_nodes(manifest: Mapping[str, Any]) -> dict[str, str]:
     (unique_id -> name): views whose SQL does not depend on ``as_of`` (not tagged ``as_of``), and
     seeds. A view reads its inputs when it is queried, so it shows each batch's data as it is;
     only a new manifest (a changed project, which needs a restart of the process) changes one.
-    Recreating them (15 dbt nodes) made a micro-batch at 100k events about a tenth slower:
+    Recreating them (13 dbt nodes) made a micro-batch at 100k events about a tenth slower:
     7.84 s against 6.98 s, medians of 12 alternating batches (``bench/microbatch.py --reuse
     both``)."""
     return {
