@@ -57,18 +57,24 @@ def _tests(results: dict[str, str]) -> dict[str, str]:
     return {uid: status for uid, status in results.items() if uid.startswith("test.")}
 
 
-def test_a_later_batch_rebuilds_no_reusable_node_and_runs_every_test(
-    live_worker: LiveWorker, tmp_path: Path
-) -> None:
-    target = tmp_path / "dbt_target"
+@pytest.fixture
+def later_bodies(live_worker: LiveWorker) -> list[bytes]:
+    """After a first, successful batch of most of a company's traffic: the rest of it."""
     bodies = _bodies(8)
     assert _batch(live_worker, bodies[:-6]).success
+    return bodies[-6:]
+
+
+def test_a_later_batch_rebuilds_no_reusable_node_and_runs_every_test(
+    live_worker: LiveWorker, later_bodies: list[bytes], tmp_path: Path
+) -> None:
+    target = tmp_path / "dbt_target"
     manifest = json.loads((target / "manifest.json").read_text())
     reusable = reusable_nodes(manifest)
     first = _dbt_results(target)
     staged_before = _staged(live_worker)
 
-    second_report = _batch(live_worker, bodies[-6:])
+    second_report = _batch(live_worker, later_bodies)
     second = _dbt_results(target)
 
     assert second_report.success
@@ -88,15 +94,13 @@ def test_a_later_batch_rebuilds_no_reusable_node_and_runs_every_test(
 
 
 def test_after_a_failed_batch_the_next_rebuilds_a_dropped_view(
-    live_worker: LiveWorker, tmp_path: Path
+    live_worker: LiveWorker, later_bodies: list[bytes], tmp_path: Path
 ) -> None:
     target = tmp_path / "dbt_target"
-    bodies = _bodies(8)
-    assert _batch(live_worker, bodies[:-6]).success
     with duckdb.connect(str(live_worker.warehouse)) as con:
         con.execute(f"drop view staging.{DROPPED_VIEW}")
 
-    failed = _batch(live_worker, bodies[-6:])  # kept the views: one is gone
+    failed = _batch(live_worker, later_bodies)  # kept the views: one is gone
     caught_up = live_worker.run_batch([])  # loaded, not built: the worker catches up
 
     assert not failed.success
