@@ -240,7 +240,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     translator = EdumeDbtTranslator()
 
     @dbt_assets(
-        manifest=project.manifest_path,
+        manifest=manifest,  # parsed once, here
         project=project,
         name=DBT_OP,
         dagster_dbt_translator=translator,

@@ -58,14 +58,15 @@ class Cursor:
         return json.dumps({"ctime_ns": self.ctime_ns, "names_at": list(self.names_at)})
 
 
-def _changed_partitions(landing_dir: Path, cursor: Cursor) -> list[tuple[os.DirEntry[str], int]]:
-    """Partition directories whose entries may have changed at or after the cursor's time and
-    since it last listed them (see ``Cursor.settled``), each with its directory's mtime."""
+def _changed_partitions(
+    landing_dir: Path, since_ns: int, settled: dict[str, int]
+) -> list[tuple[os.DirEntry[str], int]]:
+    """Partition directories whose entries may have changed at or after ``since_ns`` and since
+    they were last listed (``settled``: see ``Cursor.settled``), each with its directory's mtime."""
     try:
         entries = list(os.scandir(landing_dir))
     except FileNotFoundError:
         return []
-    settled = dict(cursor.settled)
     changed = []
     for entry in entries:
         if not entry.name.startswith(PARTITION_PREFIX):
@@ -79,7 +80,7 @@ def _changed_partitions(landing_dir: Path, cursor: Cursor) -> list[tuple[os.DirE
         # A rename inside the directory moves its mtime (and ctime) to at least the renamed
         # file's ctime; ">=" keeps a directory touched in the cursor's own clock tick.
         changed_ns = max(info.st_mtime_ns, info.st_ctime_ns)
-        if changed_ns >= cursor.ctime_ns and settled.get(entry.name) != changed_ns:
+        if changed_ns >= since_ns and settled.get(entry.name) != changed_ns:
             changed.append((entry, changed_ns))
     return changed
 
@@ -92,7 +93,7 @@ def new_segments(landing_dir: Path, cursor: Cursor) -> tuple[list[str], Cursor]:
     """
     seen: list[tuple[int, str]] = []
     settled = dict(cursor.settled)
-    for partition, changed_ns in _changed_partitions(landing_dir, cursor):
+    for partition, changed_ns in _changed_partitions(landing_dir, cursor.ctime_ns, settled):
         listed_ns = time.time_ns()
         try:
             files = list(os.scandir(partition.path))
