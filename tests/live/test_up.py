@@ -52,6 +52,7 @@ def locations(port: int) -> list[dict]:
 
 
 def sensor_ticks(port: int) -> list[dict]:
+    """The sensor's decided ticks, newest first: a tick still running has no outcome yet."""
     data = graphql(
         port,
         '{ sensorOrError(sensorSelector: {repositoryLocationName: "edume", '
@@ -60,7 +61,7 @@ def sensor_ticks(port: int) -> list[dict]:
     )
     if not data or "sensorState" not in data["sensorOrError"]:
         return []
-    return data["sensorOrError"]["sensorState"]["ticks"]
+    return [t for t in data["sensorOrError"]["sensorState"]["ticks"] if t["status"] != "STARTED"]
 
 
 def daemons(port: int) -> list[dict]:
