@@ -60,6 +60,7 @@ from pipeline.export_partitioned import (
     literal,
     make_version,
     versions_dir,
+    write_empty_partition,
     write_partitions,
 )
 
@@ -267,12 +268,7 @@ def _write_all(
     )
     partitions = dict(write_partitions(con, query, destination, name, BUCKET_PREFIX))
     if not partitions:
-        empty = destination / f"{BUCKET_PREFIX}0"
-        empty.mkdir()
-        con.execute(
-            f"copy (select * from ({select_sql}) limit 0) to "
-            f"{literal(str(empty / f'{name}_0.parquet'))} (format parquet)"
-        )
+        write_empty_partition(con, select_sql, destination, name, f"{BUCKET_PREFIX}0")
         partitions = {"0": 0}
     return partitions, sorted(destination.glob(f"{BUCKET_PREFIX}*/*.parquet"))
 

@@ -7,6 +7,7 @@ Layout, for a mart ``<name>`` partitioned by the month of ``month_column`` (UTC)
         _edume_export.json                    # this version's state: watermark, columns, months
         month=2024-01/v00000042_0.parquet
         month=2024-02/v00000042_0.parquet
+    # an empty mart: one file with its columns and no rows, in month=__HIVE_DEFAULT_PARTITION__
 
 Contract of :func:`export_monthly`:
 
@@ -57,6 +58,8 @@ STATE_FILE = "_edume_export.json"
 PARTITION_PREFIX = "month="
 # Hive's name for a NULL partition value: pyarrow and Spark read it back as NULL.
 NULL_MONTH = "__HIVE_DEFAULT_PARTITION__"
+# Where an empty mart's version keeps its one empty file (write_empty_partition).
+EMPTY_MONTH = f"{PARTITION_PREFIX}{NULL_MONTH}"
 # A reader that resolved the link keeps its version at least this long after it is superseded.
 KEEP_SUPERSEDED_S = 300.0
 _VERSION = re.compile(r"v(?P<number>[0-9]{8})")
@@ -187,6 +190,8 @@ def export_monthly(
             shutil.rmtree(aside)
             plan = None
             written, months = _build_version(con, spec, select_sql, aside, name, None, None, link)
+        if not months:  # not in the state: the next version, with rows, does not carry it
+            written.append(write_empty_partition(con, select_sql, aside, name, EMPTY_MONTH))
         return written, _state_json(_State(number, loaded_at, int(raw_rows), columns, months))
 
     final, files = make_version(link, versions, number, build)
@@ -405,6 +410,22 @@ def write_partitions(
     for value in counts:
         (destination / f"{PARTITION_COLUMN}={value}").rename(destination / f"{prefix}{value}")
     return sorted(counts.items())
+
+
+def write_empty_partition(
+    con: duckdb.DuckDBPyConnection, select_sql: str, destination: Path, name: str, partition: str
+) -> Path:
+    """The version of an empty relation: one file with ``select_sql``'s columns and no rows, in
+    ``destination/partition``, so that readers (``query.duckdb``'s view, a BI tool's glob) still
+    find a file and the relation's columns."""
+    folder = destination / partition
+    folder.mkdir()
+    path = folder / f"{name}_0.parquet"
+    con.execute(
+        f"copy (select * from ({select_sql}) limit 0) to {literal(str(path))} "
+        f"(format parquet, compression {COMPRESSION})"
+    )
+    return path
 
 
 def ident(name: str) -> str:

@@ -15,7 +15,11 @@ from export_schema import arrow_type, bi_problems, read_export
 
 from pipeline import export_partitioned
 from pipeline.export import export_marts, mart_parquet_glob
-from pipeline.export_partitioned import KEEP_SUPERSEDED_S, remove_superseded_versions
+from pipeline.export_partitioned import (
+    EMPTY_MONTH,
+    KEEP_SUPERSEDED_S,
+    remove_superseded_versions,
+)
 from pipeline.loader.ndjson import DDL
 from pipeline.settings import REPO_ROOT
 
@@ -220,6 +224,30 @@ def test_a_large_fact_is_exported_as_monthly_partitions_behind_the_same_view(
     with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
         columns = [row[0] for row in con.execute("describe fct_learner_activity").fetchall()]
     assert columns == ["learner_event_id", "occurred_at", "received_at", "score"]  # no `month`
+
+
+def test_an_empty_fact_is_one_empty_file_with_its_columns_until_its_first_rows(
+    tmp_path: Path,
+) -> None:
+    # A new deployment whose first batch held no learner event (course events only).
+    warehouse = ActivityWarehouse(tmp_path / "edume.duckdb")
+    warehouse.load([])
+    exports = tmp_path / "exports"
+
+    empty = export_marts(warehouse.path, exports)
+
+    assert empty.rows["fct_learner_activity"] == 0
+    assert list(month_files(exports)) == [EMPTY_MONTH]
+    with duckdb.connect(str(exports / "query.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from fct_learner_activity").fetchone() == (0,)
+        columns = [row[0] for row in con.execute("describe fct_learner_activity").fetchall()]
+    assert columns == ["learner_event_id", "occurred_at", "received_at", "score"]
+
+    warehouse.load(["2024-01-05 10:00:00"])
+    export_marts(warehouse.path, exports)
+
+    assert list(month_files(exports)) == ["month=2024-01"]  # the empty file is not carried on
+    assert exported_rows(exports) == warehouse.rows()
 
 
 def test_a_micro_batch_appends_its_new_rows_and_links_every_untouched_file(
